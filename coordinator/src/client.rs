@@ -1,0 +1,121 @@
+//! A typed client of the admin API (what `quotactl` is built on; tests use it too).
+
+use std::time::Duration;
+
+use quota_shared::api::ErrorEnvelope;
+use serde::de::DeserializeOwned;
+
+use crate::view::{CreateProduct, ProductView, RegionView, SetSplit};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The coordinator could not be reached.
+    #[error("cannot reach the coordinator at {url}: {source}")]
+    Connect {
+        /// Base URL tried.
+        url: String,
+        /// Cause.
+        source: reqwest::Error,
+    },
+    /// The coordinator refused the request.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Human message.
+        message: String,
+    },
+    /// The answer was not what the API documents.
+    #[error("unexpected answer from the coordinator: {0}")]
+    Decode(String),
+}
+
+/// Client of one coordinator's admin API.
+pub struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl AdminClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:7070`) with the admin token.
+    pub fn new(base: &str, token: &str) -> AdminClient {
+        AdminClient {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("static client config"),
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| ClientError::Connect {
+                url: self.base.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+            Ok(env) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: env.error.code,
+                message: env.error.message,
+            }),
+            Err(_) => Err(ClientError::Decode(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a product (and its initial split).
+    pub async fn create_product(&self, req: &CreateProduct) -> Result<ProductView, ClientError> {
+        self.send(self.http.post(self.url("/v1/admin/products")).json(req))
+            .await
+    }
+
+    /// Every product.
+    pub async fn products(&self) -> Result<Vec<ProductView>, ClientError> {
+        self.send(self.http.get(self.url("/v1/admin/products"))).await
+    }
+
+    /// One product.
+    pub async fn product(&self, id: i64) -> Result<ProductView, ClientError> {
+        self.send(self.http.get(self.url(&format!("/v1/admin/products/{id}"))))
+            .await
+    }
+
+    /// Sets a static split.
+    pub async fn set_split(&self, id: i64, req: &SetSplit) -> Result<ProductView, ClientError> {
+        self.send(
+            self.http
+                .put(self.url(&format!("/v1/admin/products/{id}/quota")))
+                .json(req),
+        )
+        .await
+    }
+
+    /// Every registered region.
+    pub async fn regions(&self) -> Result<Vec<RegionView>, ClientError> {
+        self.send(self.http.get(self.url("/v1/admin/regions"))).await
+    }
+}

@@ -1,0 +1,73 @@
+//! The coordinator's error type and its one mapping to HTTP.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use quota_shared::api::ErrorEnvelope;
+
+/// Everything an admin request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    /// 400: the request is malformed or would break an invariant (nothing was changed).
+    #[error("{0}")]
+    Invalid(String),
+    /// 401: missing or wrong bearer token.
+    #[error("missing or invalid admin token (send 'Authorization: Bearer <token>')")]
+    Unauthorized,
+    /// 404: no such product.
+    #[error("unknown product {0}")]
+    UnknownProduct(i64),
+    /// 404: no such route.
+    #[error("no such endpoint")]
+    NotFound,
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the product already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: etcd unreachable, or the ledger kept changing under us.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: unreadable data in etcd.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<etcd_client::Error> for CoordError {
+    fn from(e: etcd_client::Error) -> Self {
+        CoordError::Unavailable(format!("etcd: {e}"))
+    }
+}
+
+impl From<quota_shared::model::Invalid> for CoordError {
+    fn from(e: quota_shared::model::Invalid) -> Self {
+        CoordError::Invalid(e.0)
+    }
+}
+
+impl CoordError {
+    /// HTTP status and stable code.
+    pub fn status_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            CoordError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            CoordError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            CoordError::UnknownProduct(_) => (StatusCode::NOT_FOUND, "unknown_product"),
+            CoordError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            CoordError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            CoordError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            CoordError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            CoordError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for CoordError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_code();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "admin request failed");
+        }
+        (status, Json(ErrorEnvelope::new(code, self.to_string()))).into_response()
+    }
+}

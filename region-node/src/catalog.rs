@@ -1,0 +1,127 @@
+//! The in-process product catalog: the first cache of the purchase path.
+//!
+//! It holds every product this region knows (loaded from Postgres at start, kept current by the
+//! etcd watch), so it is *authoritative*: an id that is not here is unknown, and is answered 404
+//! without a Redis or Postgres round trip — stronger than negative caching, which would still
+//! let each new random id through once. Each entry also carries the sold-out flag (a sold-out
+//! product is refused without touching Redis) and this process's in-flight purchase count (used
+//! when Redis has to be rebuilt).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use quota_shared::model::ProductSpec;
+
+/// One product and its in-process flags.
+pub struct ProductEntry {
+    spec: RwLock<ProductSpec>,
+    /// Set when Redis answered "no stock"; cleared when stock comes back (grant, give-back,
+    /// reconciliation). A stale `true` costs a false 410 for at most one reconcile period;
+    /// it never admits anybody.
+    pub sold_out: AtomicBool,
+    /// Units this process admitted in Redis and has not finished yet.
+    pub in_flight: AtomicI64,
+    /// `g − rel` at the last reconciliation, so a stock change caused by a grant or release is
+    /// not reported as drift.
+    pub holding_seen: AtomicI64,
+}
+
+impl ProductEntry {
+    /// A copy of the current spec.
+    pub fn spec(&self) -> ProductSpec {
+        self.spec.read().expect("catalog lock poisoned").clone()
+    }
+    /// Whether the sold-out flag is set.
+    pub fn is_sold_out(&self) -> bool {
+        self.sold_out.load(Ordering::Relaxed)
+    }
+    /// Sets or clears the flag from a known stock level.
+    pub fn observe_stock(&self, stock: i64) {
+        self.sold_out.store(stock <= 0, Ordering::Relaxed);
+    }
+}
+
+/// Every product this region sells.
+#[derive(Default)]
+pub struct Catalog {
+    inner: RwLock<HashMap<i64, Arc<ProductEntry>>>,
+}
+
+impl Catalog {
+    /// The product, or `None` when it is unknown.
+    pub fn get(&self, product_id: i64) -> Option<Arc<ProductEntry>> {
+        self.inner
+            .read()
+            .expect("catalog lock poisoned")
+            .get(&product_id)
+            .cloned()
+    }
+
+    /// Adds or updates a product; its flags survive an update.
+    pub fn upsert(&self, spec: ProductSpec) {
+        let mut map = self.inner.write().expect("catalog lock poisoned");
+        match map.get(&spec.product_id) {
+            Some(e) => *e.spec.write().expect("catalog lock poisoned") = spec,
+            None => {
+                map.insert(
+                    spec.product_id,
+                    Arc::new(ProductEntry {
+                        spec: RwLock::new(spec),
+                        sold_out: AtomicBool::new(false),
+                        in_flight: AtomicI64::new(0),
+                        holding_seen: AtomicI64::new(0),
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Every product id, sorted.
+    pub fn ids(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .inner
+            .read()
+            .expect("catalog lock poisoned")
+            .keys()
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use rust_decimal::Decimal;
+
+    fn spec(id: i64, name: &str) -> ProductSpec {
+        ProductSpec {
+            product_id: id,
+            name: name.into(),
+            total: 1,
+            price: Decimal::ONE,
+            original_price: Decimal::ONE,
+            start_time: Utc::now(),
+            end_time: Utc::now() + chrono::Duration::hours(1),
+            per_user_limit: 1,
+        }
+    }
+
+    #[test]
+    fn update_keeps_flags() {
+        let c = Catalog::default();
+        assert!(c.get(1).is_none());
+        c.upsert(spec(1, "a"));
+        c.get(1).unwrap().observe_stock(0);
+        c.upsert(spec(1, "b"));
+        let e = c.get(1).unwrap();
+        assert_eq!(e.spec().name, "b");
+        assert!(e.is_sold_out());
+        e.observe_stock(3);
+        assert!(!e.is_sold_out());
+        assert_eq!(c.ids(), vec![1]);
+    }
+}

@@ -1,0 +1,107 @@
+//! `region-node` settings: flags with environment fallbacks (see `quota_shared::config` for
+//! config files).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Command line of the `region-node` binary.
+#[derive(Debug, Parser)]
+#[command(name = "region-node", version, about = "One region's flash-sale service")]
+pub struct Cli {
+    /// Config file of NAME=value lines (env var names below); flags and env override it.
+    #[arg(long, global = true, env = "QUOTA_CONFIG")]
+    pub config: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `region-node` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the region's HTTP API (applies migrations first).
+    Serve(ServeConfig),
+    /// Apply the database migrations and exit.
+    Migrate(MigrateConfig),
+}
+
+/// Settings of `region-node migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateConfig {
+    /// Postgres URL of this region's database.
+    #[arg(long, env = "QUOTA_PG_URL")]
+    pub pg_url: String,
+}
+
+/// Settings of `region-node serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// This region's name (lowercase letters, digits, '-').
+    #[arg(long, env = "QUOTA_REGION")]
+    pub region: String,
+    /// Address to listen on.
+    #[arg(long, env = "QUOTA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// URL other processes use to reach this node (registered in etcd); default http://LISTEN.
+    #[arg(long, env = "QUOTA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Redis URL of this region's admission filter.
+    #[arg(long, env = "QUOTA_REDIS_URL")]
+    pub redis_url: String,
+    /// Postgres URL of this region's database (the truth).
+    #[arg(long, env = "QUOTA_PG_URL")]
+    pub pg_url: String,
+    /// etcd endpoints, comma-separated.
+    #[arg(long, env = "QUOTA_ETCD_ENDPOINTS", value_delimiter = ',', required = true)]
+    pub etcd_endpoints: Vec<String>,
+    /// Postgres connection pool size.
+    #[arg(long, env = "QUOTA_PG_POOL_SIZE", default_value_t = 16)]
+    pub pg_pool_size: usize,
+    /// Global purchase rate limit, requests per second (0 disables).
+    #[arg(long, env = "QUOTA_GLOBAL_RATE_LIMIT", default_value_t = 50_000)]
+    pub global_rate_limit: u32,
+    /// Per-client-IP purchase rate limit, requests per second (0 disables; burst is 2×).
+    #[arg(long, env = "QUOTA_IP_RATE_LIMIT", default_value_t = 100)]
+    pub ip_rate_limit: u32,
+    /// Per-user purchase rate limit, requests per second (0 disables; burst is 2×, min 4).
+    #[arg(long, env = "QUOTA_USER_RATE_LIMIT", default_value_t = 2)]
+    pub user_rate_limit: u32,
+    /// How often Redis is re-derived from Postgres, milliseconds.
+    #[arg(long, env = "QUOTA_RECONCILE_MS", default_value_t = 100)]
+    pub reconcile_ms: u64,
+    /// A Redis ticket older than this (ms) is treated as abandoned (its process died).
+    #[arg(long, env = "QUOTA_TICKET_EXPIRY_MS", default_value_t = 15_000)]
+    pub ticket_expiry_ms: u64,
+    /// TTL of the region's heartbeat lease in etcd, seconds.
+    #[arg(long, env = "QUOTA_LEASE_TTL_S", default_value_t = 3)]
+    pub lease_ttl_s: i64,
+    /// Timeout of one Redis command, milliseconds.
+    #[arg(long, env = "QUOTA_REDIS_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_timeout_ms: u64,
+    /// Timeout of one Postgres statement, milliseconds (also the server's statement_timeout).
+    #[arg(long, env = "QUOTA_PG_TIMEOUT_MS", default_value_t = 2_000)]
+    pub pg_timeout_ms: u64,
+}
+
+impl ServeConfig {
+    /// The URL registered in etcd.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+    /// Reconcile period.
+    pub fn reconcile_every(&self) -> Duration {
+        Duration::from_millis(self.reconcile_ms.max(10))
+    }
+    /// Redis command timeout.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms.max(10))
+    }
+    /// Postgres statement timeout.
+    pub fn pg_timeout(&self) -> Duration {
+        Duration::from_millis(self.pg_timeout_ms.max(50))
+    }
+}

@@ -1,0 +1,30 @@
+//! `region-node`: parse config, wire the node, wait for SIGTERM / Ctrl-C.
+
+use anyhow::Context;
+use clap::Parser;
+use region_node::config::{Cli, Command};
+use region_node::server::RegionNode;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    quota_shared::config::load_config_from_args(&args)?;
+    let cli = Cli::parse();
+    quota_shared::telemetry::init("info");
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Migrate(m) => {
+                let db = region_node::db::Db::new(&m.pg_url, 2, std::time::Duration::from_secs(30))?;
+                let n = db.migrate().await.context("applying migrations")?;
+                println!("applied {n} migration(s); schema is current");
+                Ok(())
+            }
+            Command::Serve(cfg) => {
+                let metrics = region_node::metrics::install();
+                let node = RegionNode::new(cfg, metrics)?;
+                node.run(quota_shared::shutdown::on_signal()).await?;
+                Ok(())
+            }
+        }
+    })
+}

@@ -1,0 +1,179 @@
+//! The purchase path after validation: catalog → sold-out flag → Redis admission → Postgres.
+//!
+//! Safety argument (details in ARCHITECTURE.md): Redis only *refuses* early; the Postgres
+//! statement re-checks `g − rel − sold ≥ quantity` under the quota row lock and a CHECK
+//! constraint backs it, so no interleaving of Redis answers can oversell. The order row's
+//! `UNIQUE(user_id, product_id)` makes a second order for a buyer impossible.
+//!
+//! Liveness argument: every admitted ticket ends exactly one way — committed (forgotten),
+//! definitely not committed (tokens given back), or unknown (left for the reconciler, which
+//! asks Postgres whether the order exists and otherwise expires the ticket). The
+//! post-admission work runs in its own task, so a client that disconnects mid-purchase cannot
+//! cancel it halfway.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::Utc;
+use quota_shared::admission::{precheck, AdmitOutcome, PurchaseRequest};
+use quota_shared::reconcile::Ticket;
+use uuid::Uuid;
+
+use crate::catalog::ProductEntry;
+use crate::db::{DbError, Order, PurchaseOutcome};
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// Runs one purchase to its answer.
+pub async fn purchase(
+    st: &Arc<AppState>,
+    product_id: i64,
+    req: PurchaseRequest,
+) -> Result<Order, ApiError> {
+    let entry = st
+        .catalog
+        .get(product_id)
+        .ok_or(ApiError::UnknownProduct(product_id))?;
+    let spec = entry.spec();
+    precheck(&spec, Utc::now(), &req, entry.is_sold_out())?;
+
+    let order_id = Uuid::now_v7();
+    let ticket = Ticket {
+        id: order_id.to_string(),
+        user_id: req.user_id,
+        quantity: req.quantity,
+    };
+    match st.stock.admit(product_id, &ticket, spec.per_user_limit).await {
+        Err(e) => {
+            tracing::warn!(error = %e, "admission failed");
+            return Err(ApiError::Unavailable(
+                "the admission store (Redis) is unavailable; retry shortly".into(),
+            ));
+        }
+        Ok(AdmitOutcome::NotReady) => {
+            st.reconcile_now.notify_one();
+            return Err(ApiError::Unavailable(
+                "admission state is being rebuilt from the database; retry shortly".into(),
+            ));
+        }
+        Ok(AdmitOutcome::OverUserLimit { .. }) => {
+            let existing = st.db.order_of(req.user_id, product_id).await.ok().flatten();
+            return Err(ApiError::AlreadyPurchased { order_id: existing });
+        }
+        Ok(AdmitOutcome::Insufficient { remaining }) => {
+            if remaining <= 0 {
+                entry.observe_stock(0);
+            }
+            return Err(ApiError::SoldOut);
+        }
+        Ok(AdmitOutcome::Admitted { remaining }) => {
+            if remaining <= 0 {
+                entry.observe_stock(0);
+            }
+        }
+    }
+
+    // Admitted: the rest must run to completion even if the client goes away.
+    entry.in_flight.fetch_add(req.quantity, Ordering::Relaxed);
+    let st2 = Arc::clone(st);
+    let task = tokio::spawn(async move {
+        let r = commit(&st2, &entry, product_id, order_id, &ticket).await;
+        entry.in_flight.fetch_sub(ticket.quantity, Ordering::Relaxed);
+        r
+    });
+    task.await
+        .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))))
+}
+
+/// How a ticket ends, decided by what Postgres said.
+enum Settle {
+    /// The order is committed: forget the ticket.
+    Committed,
+    /// Definitely not committed: give the tokens back.
+    GiveBack,
+    /// Unknown (connection lost mid-statement): leave the ticket to the reconciler.
+    Unknown,
+}
+
+/// The Postgres step with bounded retries, then the Redis bookkeeping.
+async fn commit(
+    st: &Arc<AppState>,
+    entry: &Arc<ProductEntry>,
+    product_id: i64,
+    order_id: Uuid,
+    ticket: &Ticket,
+) -> Result<Order, ApiError> {
+    let qty = ticket.quantity as i32;
+    let attempt = || st.db.purchase(order_id, product_id, ticket.user_id, qty, &st.region);
+    let result = attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(10))
+                .with_max_delay(Duration::from_millis(200))
+                .with_max_times(3)
+                .with_jitter(),
+        )
+        .when(DbError::is_retryable)
+        .notify(|e, d| tracing::debug!(error = %e, delay = ?d, "retrying purchase"))
+        .await;
+
+    let (settle, answer) = match result {
+        Ok(PurchaseOutcome::Created(order)) => (Settle::Committed, Ok(order)),
+        Ok(PurchaseOutcome::AlreadyPurchased(existing)) => (
+            Settle::GiveBack,
+            Err(ApiError::AlreadyPurchased {
+                order_id: Some(existing),
+            }),
+        ),
+        Ok(PurchaseOutcome::NotActive) => (
+            Settle::GiveBack,
+            Err(ApiError::SaleNotActive("the sale is not active".into())),
+        ),
+        Err(DbError::SoldOut) => {
+            // Redis admitted what Postgres cannot sell: Redis was ahead. Correct it now.
+            st.reconcile_now.notify_one();
+            (Settle::GiveBack, Err(ApiError::SoldOut))
+        }
+        Err(DbError::Retryable(m)) => {
+            tracing::warn!(error = %m, "purchase failed after retries; outcome unknown");
+            (
+                Settle::Unknown,
+                Err(ApiError::Unavailable(
+                    "the database is unavailable; retry shortly (a retry never buys twice)".into(),
+                )),
+            )
+        }
+        Err(DbError::Unavailable(m)) => {
+            tracing::warn!(error = %m, "database unavailable");
+            (
+                Settle::GiveBack,
+                Err(ApiError::Unavailable(
+                    "the database is unavailable; retry shortly".into(),
+                )),
+            )
+        }
+        Err(DbError::Other(m)) => (Settle::GiveBack, Err(ApiError::Internal(m))),
+    };
+
+    match settle {
+        Settle::Committed => {
+            // Off the response path: the reconciler also forgets committed tickets.
+            let st = Arc::clone(st);
+            let ticket = ticket.clone();
+            tokio::spawn(async move {
+                if let Err(e) = st.stock.finish(product_id, &ticket, true).await {
+                    tracing::debug!(error = %e, "finish(committed) failed; reconciler will");
+                }
+            });
+        }
+        Settle::GiveBack => match st.stock.finish(product_id, ticket, false).await {
+            Ok(Some(stock)) => entry.observe_stock(stock),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "give-back failed; ticket will expire"),
+        },
+        Settle::Unknown => {}
+    }
+    answer
+}

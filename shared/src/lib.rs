@@ -1,0 +1,22 @@
+//! Everything more than one quota process must agree on.
+//!
+//! * [`keys`] — the etcd key schema, and which process may write each key.
+//! * [`model`] — the JSON documents stored under those keys (product spec, ledger, region info).
+//! * [`ledger`] — pure arithmetic over the global ledger: pool, split validation, the
+//!   conservation identity the audit checks.
+//! * [`admission`] — the pure request checks a region applies before touching Redis.
+//! * [`reconcile`] — the pure arithmetic that re-derives Redis admission stock from Postgres.
+//! * [`config`] — config-file loading shared by every binary (`--config FILE`).
+//! * [`api`] — the JSON error envelope every HTTP service answers with.
+//!
+//! Nothing here does I/O, so all of it is unit- and property-tested without servers.
+
+pub mod admission;
+pub mod api;
+pub mod config;
+pub mod keys;
+pub mod ledger;
+pub mod model;
+pub mod reconcile;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,203 @@
+//! The documents stored in etcd and exchanged over the admin API, with their validation.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Largest total a product may have (keeps every sum far from `i64` overflow).
+pub const MAX_TOTAL: i64 = 1_000_000_000;
+/// Largest per-user limit (orders are one row per user and product, quantity ≤ this).
+pub const MAX_PER_USER_LIMIT: i32 = 100;
+/// Largest price NUMERIC(10,2) can hold.
+pub const MAX_PRICE: Decimal = Decimal::from_parts(99_999_999, 0, 0, false, 0);
+
+/// A product on sale, as every region sees it. Written by the coordinator only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProductSpec {
+    /// Positive, chosen by the operator, unique.
+    pub product_id: i64,
+    /// Shown to buyers.
+    pub name: String,
+    /// Units on sale in all regions together (the conservation identity's `total`).
+    pub total: i64,
+    /// Sale price per unit.
+    pub price: Decimal,
+    /// List price per unit (shown crossed out).
+    pub original_price: Decimal,
+    /// Purchases before this instant are refused (`sale_not_active`).
+    pub start_time: DateTime<Utc>,
+    /// Purchases at or after this instant are refused (`sale_not_active`).
+    pub end_time: DateTime<Utc>,
+    /// Most units one user may buy of this product, across all regions.
+    pub per_user_limit: i32,
+}
+
+/// Why a spec, split or name was refused; the text is shown to the operator as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+/// Checks a money amount fits NUMERIC(10,2) and is not negative.
+pub fn validate_price(what: &str, p: Decimal) -> Result<(), Invalid> {
+    if p.is_sign_negative() && !p.is_zero() {
+        return invalid(format!("{what} must not be negative (got {p})"));
+    }
+    if p.scale() > 2 && p.normalize().scale() > 2 {
+        return invalid(format!("{what} has more than 2 decimal places (got {p})"));
+    }
+    if p > MAX_PRICE {
+        return invalid(format!("{what} must be at most {MAX_PRICE} (got {p})"));
+    }
+    Ok(())
+}
+
+impl ProductSpec {
+    /// Checks every field; returns the first problem in words an operator can act on.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.product_id <= 0 {
+            return invalid(format!(
+                "product id must be a positive integer (got {})",
+                self.product_id
+            ));
+        }
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return invalid("name must be 1 to 200 characters");
+        }
+        if !(0..=MAX_TOTAL).contains(&self.total) {
+            return invalid(format!(
+                "total must be between 0 and {MAX_TOTAL} (got {})",
+                self.total
+            ));
+        }
+        validate_price("price", self.price)?;
+        validate_price("original price", self.original_price)?;
+        if self.end_time <= self.start_time {
+            return invalid(format!(
+                "end ({}) must be after start ({})",
+                self.end_time.to_rfc3339(),
+                self.start_time.to_rfc3339()
+            ));
+        }
+        if !(1..=MAX_PER_USER_LIMIT).contains(&self.per_user_limit) {
+            return invalid(format!(
+                "per-user limit must be between 1 and {MAX_PER_USER_LIMIT} (got {})",
+                self.per_user_limit
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether purchases are accepted at `now`: `start_time <= now < end_time`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.start_time <= now && now < self.end_time
+    }
+}
+
+/// The coordinator's record of a product: its total and every region's cumulative grant `G`.
+///
+/// `granted` only ever grows per region (grants are cumulative); the pool is derived, see
+/// [`crate::ledger::pool`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ledger {
+    /// Units on sale in total (grows on restock, never shrinks below what is allocated).
+    pub total: i64,
+    /// Cumulative grant `G` per region.
+    #[serde(default)]
+    pub granted: BTreeMap<String, i64>,
+}
+
+/// A region's self-registration, written once when its node starts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// The region's name (see [`validate_region_name`]).
+    pub region: String,
+    /// Base URL of a node serving the region's public API.
+    pub url: String,
+}
+
+/// Region names are short lowercase identifiers: they appear in keys, env var names and URLs.
+pub fn validate_region_name(name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!(
+            "region name {name:?} must be 1-32 characters of a-z, 0-9 and '-', starting with a letter"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use std::str::FromStr;
+
+    fn spec() -> ProductSpec {
+        let now = Utc::now();
+        ProductSpec {
+            product_id: 1001,
+            name: "phone".into(),
+            total: 1000,
+            price: Decimal::from_str("99.00").unwrap(),
+            original_price: Decimal::from_str("199.00").unwrap(),
+            start_time: now,
+            end_time: now + Duration::hours(1),
+            per_user_limit: 1,
+        }
+    }
+
+    #[test]
+    fn valid_spec_passes() {
+        spec().validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut ProductSpec)>, &str)> = vec![
+            (Box::new(|s| s.product_id = 0), "product id"),
+            (Box::new(|s| s.name = " ".into()), "name"),
+            (Box::new(|s| s.total = -1), "total"),
+            (Box::new(|s| s.price = Decimal::from_str("-1").unwrap()), "price"),
+            (Box::new(|s| s.price = Decimal::from_str("1.001").unwrap()), "decimal"),
+            (Box::new(|s| s.original_price = Decimal::from(100_000_000)), "original price"),
+            (Box::new(|s| s.end_time = s.start_time), "end"),
+            (Box::new(|s| s.per_user_limit = 0), "per-user"),
+        ];
+        for (mutate, word) in cases {
+            let mut s = spec();
+            mutate(&mut s);
+            let err = s.validate().unwrap_err();
+            assert!(err.0.contains(word), "{err} should mention {word}");
+        }
+    }
+
+    #[test]
+    fn trailing_zeros_are_fine() {
+        let mut s = spec();
+        s.price = Decimal::from_str("9.9000").unwrap();
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn region_names() {
+        for ok in ["east", "us-east-1", "a"] {
+            validate_region_name(ok).unwrap();
+        }
+        for bad in ["", "East", "1east", "ea st", "e/st", &"x".repeat(33)] {
+            assert!(validate_region_name(bad).is_err(), "{bad}");
+        }
+    }
+}
