@@ -30,14 +30,23 @@ pub struct ApiState {
 /// Every route.
 pub fn router(st: Arc<ApiState>) -> Router {
     let admin = Router::new()
-        .route("/v1/admin/products", get(list_products).post(create_product))
+        .route(
+            "/v1/admin/products",
+            get(list_products).post(create_product),
+        )
         .route("/v1/admin/products/{id}", get(show_product))
         .route("/v1/admin/products/{id}/quota", put(set_quota))
         .route("/v1/admin/regions", get(list_regions))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&st), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&st),
+            require_token,
+        ));
     Router::new()
         .merge(admin)
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(readyz))
         .fallback(|| async { CoordError::NotFound })
         .method_not_allowed_fallback(|| async { CoordError::MethodNotAllowed })
@@ -98,7 +107,9 @@ async fn create_product(
     Ok((StatusCode::CREATED, Json(read.view())))
 }
 
-async fn list_products(State(st): State<Arc<ApiState>>) -> Result<Json<Vec<ProductView>>, CoordError> {
+async fn list_products(
+    State(st): State<Arc<ApiState>>,
+) -> Result<Json<Vec<ProductView>>, CoordError> {
     let mut out = Vec::new();
     for id in st.store.product_ids().await? {
         out.push(st.store.read(id).await?.view());
@@ -121,7 +132,9 @@ async fn set_quota(
     let id = product_id(&raw)?;
     let req: SetSplit = json_body(&body)?;
     if req.split.is_empty() {
-        return Err(CoordError::Invalid("split must name at least one region".into()));
+        return Err(CoordError::Invalid(
+            "split must name at least one region".into(),
+        ));
     }
     Ok(Json(st.store.set_split(id, &req.split).await?.view()))
 }

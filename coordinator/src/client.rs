@@ -53,7 +53,10 @@ impl AdminClient {
         }
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -95,7 +98,8 @@ impl AdminClient {
 
     /// Every product.
     pub async fn products(&self) -> Result<Vec<ProductView>, ClientError> {
-        self.send(self.http.get(self.url("/v1/admin/products"))).await
+        self.send(self.http.get(self.url("/v1/admin/products")))
+            .await
     }
 
     /// One product.
@@ -116,6 +120,7 @@ impl AdminClient {
 
     /// Every registered region.
     pub async fn regions(&self) -> Result<Vec<RegionView>, ClientError> {
-        self.send(self.http.get(self.url("/v1/admin/regions"))).await
+        self.send(self.http.get(self.url("/v1/admin/regions")))
+            .await
     }
 }

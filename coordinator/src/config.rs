@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// Command line of the `coordinator` binary.
 #[derive(Debug, Parser)]
-#[command(name = "coordinator", version, about = "Global quota ledger and admin API")]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Global quota ledger and admin API"
+)]
 pub struct Cli {
     /// Config file of NAME=value lines (env var names below); flags and env override it.
     #[arg(long, global = true, env = "QUOTA_CONFIG")]
@@ -33,7 +37,12 @@ pub struct ServeConfig {
     #[arg(long, env = "QUOTA_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     /// etcd endpoints, comma-separated.
-    #[arg(long, env = "QUOTA_ETCD_ENDPOINTS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "QUOTA_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub etcd_endpoints: Vec<String>,
     /// Bearer token every admin request must present (at least 16 characters).
     #[arg(long, env = "QUOTA_ADMIN_TOKEN", hide_env_values = true)]

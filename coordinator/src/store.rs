@@ -91,7 +91,10 @@ impl Store {
     pub async fn regions(&self) -> Result<Vec<RegionView>, CoordError> {
         let mut c = self.client.clone();
         let resp = c
-            .get(keys::regions_prefix(), Some(GetOptions::new().with_prefix()))
+            .get(
+                keys::regions_prefix(),
+                Some(GetOptions::new().with_prefix()),
+            )
             .await?;
         let mut infos: BTreeMap<String, RegionView> = BTreeMap::new();
         let mut alive = Vec::new();
@@ -128,7 +131,10 @@ impl Store {
         let txn = Txn::new().and_then(vec![
             TxnOp::get(keys::product_spec(product_id), None),
             TxnOp::get(keys::product_ledger(product_id), None),
-            TxnOp::get(keys::regions_prefix(), Some(GetOptions::new().with_prefix())),
+            TxnOp::get(
+                keys::regions_prefix(),
+                Some(GetOptions::new().with_prefix()),
+            ),
         ]);
         let resp = c.txn(txn).await?;
         let mut gets = resp.op_responses().into_iter().filter_map(|r| match r {
@@ -301,7 +307,12 @@ impl Store {
     }
 
     async fn known_regions(&self) -> Result<Vec<String>, CoordError> {
-        Ok(self.regions().await?.into_iter().map(|r| r.region).collect())
+        Ok(self
+            .regions()
+            .await?
+            .into_iter()
+            .map(|r| r.region)
+            .collect())
     }
 }
 

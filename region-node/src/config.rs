@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// Command line of the `region-node` binary.
 #[derive(Debug, Parser)]
-#[command(name = "region-node", version, about = "One region's flash-sale service")]
+#[command(
+    name = "region-node",
+    version,
+    about = "One region's flash-sale service"
+)]
 pub struct Cli {
     /// Config file of NAME=value lines (env var names below); flags and env override it.
     #[arg(long, global = true, env = "QUOTA_CONFIG")]
@@ -54,7 +58,12 @@ pub struct ServeConfig {
     #[arg(long, env = "QUOTA_PG_URL")]
     pub pg_url: String,
     /// etcd endpoints, comma-separated.
-    #[arg(long, env = "QUOTA_ETCD_ENDPOINTS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "QUOTA_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub etcd_endpoints: Vec<String>,
     /// Postgres connection pool size.
     #[arg(long, env = "QUOTA_PG_POOL_SIZE", default_value_t = 16)]

@@ -279,7 +279,11 @@ impl Db {
     }
 
     /// `g := max(g, G)`. Returns `(g before, g after)`. Idempotent and order-insensitive.
-    pub async fn apply_grant(&self, product_id: i64, cumulative: i64) -> Result<(i64, i64), DbError> {
+    pub async fn apply_grant(
+        &self,
+        product_id: i64,
+        cumulative: i64,
+    ) -> Result<(i64, i64), DbError> {
         let c = self.pool.get().await?;
         let row = c
             .query_opt(
@@ -311,7 +315,10 @@ impl Db {
             )
             .await?;
         let row = c
-            .query_opt(&stmt, &[&order_id, &product_id, &user_id, &quantity, &region])
+            .query_opt(
+                &stmt,
+                &[&order_id, &product_id, &user_id, &quantity, &region],
+            )
             .await?
             .ok_or_else(|| DbError::Other("quota_purchase returned no row".into()))?;
         let outcome: &str = row.get(0);

@@ -104,7 +104,9 @@ impl EtcdSync {
             url: self.public_url.clone(),
         };
         let info_json = serde_json::to_string(&info).expect("serialisable");
-        client.put(keys::region_info(&region), info_json, None).await?;
+        client
+            .put(keys::region_info(&region), info_json, None)
+            .await?;
         let lease = client.lease_grant(self.lease_ttl_s, None).await?.id();
         client
             .put(
@@ -117,14 +119,20 @@ impl EtcdSync {
 
         // Full read, then watch from just after it.
         let specs = client
-            .get(keys::products_prefix(), Some(GetOptions::new().with_prefix()))
+            .get(
+                keys::products_prefix(),
+                Some(GetOptions::new().with_prefix()),
+            )
             .await?;
         let specs_rev = specs.header().map(|h| h.revision()).unwrap_or(0);
         for kv in specs.kvs() {
             self.apply_spec_kv(kv).await?;
         }
         let grants = client
-            .get(keys::grants_prefix(&region), Some(GetOptions::new().with_prefix()))
+            .get(
+                keys::grants_prefix(&region),
+                Some(GetOptions::new().with_prefix()),
+            )
             .await?;
         let grants_rev = grants.header().map(|h| h.revision()).unwrap_or(0);
         for kv in grants.kvs() {

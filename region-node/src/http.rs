@@ -34,7 +34,10 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/products/{product_id}", get(product_handler))
         .route("/v1/orders/{order_id}", get(order_handler))
         .route("/v1/users/{user_id}/orders", get(user_orders_handler))
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(readyz_handler))
         .route("/metrics", get(metrics_handler))
         .route(
@@ -164,7 +167,9 @@ async fn user_orders_handler(
         .user_orders(user_id, 100)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(Json(serde_json::json!({ "user_id": user_id, "orders": orders })))
+    Ok(Json(
+        serde_json::json!({ "user_id": user_id, "orders": orders }),
+    ))
 }
 
 /// 200 when Postgres (with current migrations) and Redis answer; etcd is reported but not

@@ -14,7 +14,8 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Migrate(m) => {
-                let db = region_node::db::Db::new(&m.pg_url, 2, std::time::Duration::from_secs(30))?;
+                let db =
+                    region_node::db::Db::new(&m.pg_url, 2, std::time::Duration::from_secs(30))?;
                 let n = db.migrate().await.context("applying migrations")?;
                 println!("applied {n} migration(s); schema is current");
                 Ok(())

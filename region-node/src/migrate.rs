@@ -8,8 +8,16 @@ use tokio_postgres::Client;
 
 /// `(version, name, sql)` of every migration, in order.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (1, "schema", include_str!("../../migrations/0001_schema.sql")),
-    (2, "purchase_fn", include_str!("../../migrations/0002_purchase_fn.sql")),
+    (
+        1,
+        "schema",
+        include_str!("../../migrations/0001_schema.sql"),
+    ),
+    (
+        2,
+        "purchase_fn",
+        include_str!("../../migrations/0002_purchase_fn.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations ("quota" in ASCII).

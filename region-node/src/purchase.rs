@@ -45,7 +45,11 @@ pub async fn purchase(
         user_id: req.user_id,
         quantity: req.quantity,
     };
-    match st.stock.admit(product_id, &ticket, spec.per_user_limit).await {
+    match st
+        .stock
+        .admit(product_id, &ticket, spec.per_user_limit)
+        .await
+    {
         Err(e) => {
             tracing::warn!(error = %e, "admission failed");
             return Err(ApiError::Unavailable(
@@ -80,7 +84,9 @@ pub async fn purchase(
     let st2 = Arc::clone(st);
     let task = tokio::spawn(async move {
         let r = commit(&st2, &entry, product_id, order_id, &ticket).await;
-        entry.in_flight.fetch_sub(ticket.quantity, Ordering::Relaxed);
+        entry
+            .in_flight
+            .fetch_sub(ticket.quantity, Ordering::Relaxed);
         r
     });
     task.await
@@ -106,7 +112,10 @@ async fn commit(
     ticket: &Ticket,
 ) -> Result<Order, ApiError> {
     let qty = ticket.quantity as i32;
-    let attempt = || st.db.purchase(order_id, product_id, ticket.user_id, qty, &st.region);
+    let attempt = || {
+        st.db
+            .purchase(order_id, product_id, ticket.user_id, qty, &st.region)
+    };
     let result = attempt
         .retry(
             ExponentialBuilder::default()

@@ -138,7 +138,12 @@ impl Reconciler {
                 let local = entry.in_flight.load(Ordering::Relaxed).max(0);
                 let stock = target_stock(available, local);
                 if self.st.stock.rebuild(product_id, stock, &buyers).await? {
-                    tracing::info!(product_id, stock, buyers = buyers.len(), "rebuilt Redis state");
+                    tracing::info!(
+                        product_id,
+                        stock,
+                        buyers = buyers.len(),
+                        "rebuilt Redis state"
+                    );
                     metrics::counter!("quota_reconcile_repairs_total", "kind" => "rebuild")
                         .increment(1);
                     entry.observe_stock(stock);
@@ -164,7 +169,8 @@ impl Reconciler {
                     .await?
                 {
                     let holding = q.granted - q.released;
-                    let quota_moved = entry.holding_seen.swap(holding, Ordering::Relaxed) != holding;
+                    let quota_moved =
+                        entry.holding_seen.swap(holding, Ordering::Relaxed) != holding;
                     if old != new && !quota_moved {
                         tracing::debug!(product_id, old, new, "corrected Redis stock");
                         metrics::counter!("quota_reconcile_repairs_total", "kind" => "drift")
@@ -196,7 +202,10 @@ async fn committed_tickets(
         .filter_map(|t| Uuid::parse_str(&t.id).ok())
         .collect();
     let found: HashSet<Uuid> = tx
-        .query("SELECT order_id FROM orders WHERE order_id = ANY($1)", &[&ids])
+        .query(
+            "SELECT order_id FROM orders WHERE order_id = ANY($1)",
+            &[&ids],
+        )
         .await?
         .iter()
         .map(|r| r.get(0))

@@ -94,7 +94,9 @@ impl RegionNode {
         quota_shared::model::validate_region_name(&cfg.region)
             .map_err(|e| NodeError::Config(e.0))?;
         if cfg.etcd_endpoints.iter().all(|e| e.trim().is_empty()) {
-            return Err(NodeError::Config("at least one etcd endpoint is required".into()));
+            return Err(NodeError::Config(
+                "at least one etcd endpoint is required".into(),
+            ));
         }
         Ok(RegionNode { cfg, metrics })
     }

@@ -185,11 +185,15 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_purchase(b"{\"user_id\":7,\"quantity\":3}").unwrap().quantity,
+            parse_purchase(b"{\"user_id\":7,\"quantity\":3}")
+                .unwrap()
+                .quantity,
             3
         );
         assert_eq!(
-            parse_purchase(b"{\"user_id\":7,\"quantity\":null}").unwrap().quantity,
+            parse_purchase(b"{\"user_id\":7,\"quantity\":null}")
+                .unwrap()
+                .quantity,
             1
         );
     }
@@ -198,20 +202,36 @@ mod tests {
     fn precheck_order() {
         let s = spec(2);
         let now = Utc::now();
-        let ok = PurchaseRequest { user_id: 1, quantity: 2 };
+        let ok = PurchaseRequest {
+            user_id: 1,
+            quantity: 2,
+        };
         assert_eq!(precheck(&s, now, &ok, false), Ok(()));
         assert_eq!(precheck(&s, now, &ok, true), Err(Rejection::SoldOut));
-        let big = PurchaseRequest { user_id: 1, quantity: 3 };
-        assert!(matches!(precheck(&s, now, &big, true), Err(Rejection::InvalidRequest(_))));
+        let big = PurchaseRequest {
+            user_id: 1,
+            quantity: 3,
+        };
+        assert!(matches!(
+            precheck(&s, now, &big, true),
+            Err(Rejection::InvalidRequest(_))
+        ));
         let early = now - Duration::minutes(5);
-        assert!(matches!(precheck(&s, early, &ok, true), Err(Rejection::SaleNotActive(m)) if m.contains("starts")));
+        assert!(
+            matches!(precheck(&s, early, &ok, true), Err(Rejection::SaleNotActive(m)) if m.contains("starts"))
+        );
         let late = now + Duration::minutes(5);
-        assert!(matches!(precheck(&s, late, &ok, false), Err(Rejection::SaleNotActive(m)) if m.contains("ended")));
+        assert!(
+            matches!(precheck(&s, late, &ok, false), Err(Rejection::SaleNotActive(m)) if m.contains("ended"))
+        );
     }
 
     #[test]
     fn replies_decode() {
-        assert_eq!(AdmitOutcome::from_reply(0, 5), Some(AdmitOutcome::Admitted { remaining: 5 }));
+        assert_eq!(
+            AdmitOutcome::from_reply(0, 5),
+            Some(AdmitOutcome::Admitted { remaining: 5 })
+        );
         assert_eq!(AdmitOutcome::from_reply(3, 0), Some(AdmitOutcome::NotReady));
         assert_eq!(AdmitOutcome::from_reply(9, 0), None);
     }

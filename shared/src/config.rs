@@ -52,9 +52,7 @@ pub fn parse_env_file(path: &str, text: &str) -> Result<BTreeMap<String, String>
         };
         let name = name.trim();
         let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
             return Err(ConfigError::Syntax {

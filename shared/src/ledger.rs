@@ -153,13 +153,25 @@ mod tests {
     #[test]
     fn split_rejects_overcommit_unknown_negative_and_lowering() {
         let none = m(&[]);
-        let e = apply_split(100, &none, &none, &m(&[("east", 60), ("south", 50)]), &regions());
+        let e = apply_split(
+            100,
+            &none,
+            &none,
+            &m(&[("east", 60), ("south", 50)]),
+            &regions(),
+        );
         assert!(e.unwrap_err().0.contains("10 more units"));
         let e = apply_split(100, &none, &none, &m(&[("west", 1)]), &regions());
         assert!(e.unwrap_err().0.contains("unknown region"));
         let e = apply_split(100, &none, &none, &m(&[("east", -1)]), &regions());
         assert!(e.unwrap_err().0.contains("negative"));
-        let e = apply_split(100, &m(&[("east", 50)]), &none, &m(&[("east", 40)]), &regions());
+        let e = apply_split(
+            100,
+            &m(&[("east", 50)]),
+            &none,
+            &m(&[("east", 40)]),
+            &regions(),
+        );
         assert!(e.unwrap_err().0.contains("release"));
     }
 

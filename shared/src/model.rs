@@ -166,13 +166,23 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut ProductSpec)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut ProductSpec)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|s| s.product_id = 0), "product id"),
             (Box::new(|s| s.name = " ".into()), "name"),
             (Box::new(|s| s.total = -1), "total"),
-            (Box::new(|s| s.price = Decimal::from_str("-1").unwrap()), "price"),
-            (Box::new(|s| s.price = Decimal::from_str("1.001").unwrap()), "decimal"),
-            (Box::new(|s| s.original_price = Decimal::from(100_000_000)), "original price"),
+            (
+                Box::new(|s| s.price = Decimal::from_str("-1").unwrap()),
+                "price",
+            ),
+            (
+                Box::new(|s| s.price = Decimal::from_str("1.001").unwrap()),
+                "decimal",
+            ),
+            (
+                Box::new(|s| s.original_price = Decimal::from(100_000_000)),
+                "original price",
+            ),
             (Box::new(|s| s.end_time = s.start_time), "end"),
             (Box::new(|s| s.per_user_limit = 0), "per-user"),
         ];

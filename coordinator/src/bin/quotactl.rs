@@ -16,7 +16,11 @@ use coordinator::view::{CreateProduct, ProductView, RegionView, SetSplit};
 use rust_decimal::Decimal;
 
 #[derive(Debug, Parser)]
-#[command(name = "quotactl", version, about = "Operate flash sales: products, quotas, regions")]
+#[command(
+    name = "quotactl",
+    version,
+    about = "Operate flash sales: products, quotas, regions"
+)]
 struct Cli {
     /// Coordinator admin API base URL.
     #[arg(long, env = "COORDINATOR_URL", global = true)]
@@ -139,12 +143,22 @@ fn print_product(p: &ProductView) {
         "product {}  {:?}  price {} (list {})  limit {}/user",
         s.product_id, s.name, s.price, s.original_price, s.per_user_limit
     );
-    println!("window  {} → {}", s.start_time.to_rfc3339(), s.end_time.to_rfc3339());
+    println!(
+        "window  {} → {}",
+        s.start_time.to_rfc3339(),
+        s.end_time.to_rfc3339()
+    );
     println!("total {}  pool {}", p.total, p.pool);
     if !p.regions.is_empty() {
-        println!("{:<12} {:>10} {:>10} {:>10}", "REGION", "GRANTED", "RELEASED", "HOLDS");
+        println!(
+            "{:<12} {:>10} {:>10} {:>10}",
+            "REGION", "GRANTED", "RELEASED", "HOLDS"
+        );
         for (r, sh) in &p.regions {
-            println!("{r:<12} {:>10} {:>10} {:>10}", sh.granted, sh.released, sh.holds);
+            println!(
+                "{r:<12} {:>10} {:>10} {:>10}",
+                sh.granted, sh.released, sh.holds
+            );
         }
     }
 }
@@ -152,7 +166,12 @@ fn print_product(p: &ProductView) {
 fn print_regions(rs: &[RegionView]) {
     println!("{:<12} {:<6} URL", "REGION", "ALIVE");
     for r in rs {
-        println!("{:<12} {:<6} {}", r.region, if r.alive { "yes" } else { "no" }, r.url);
+        println!(
+            "{:<12} {:<6} {}",
+            r.region,
+            if r.alive { "yes" } else { "no" },
+            r.url
+        );
     }
 }
 
@@ -195,7 +214,10 @@ async fn run(cli: Cli, client: AdminClient) -> Result<(), coordinator::client::C
         Cmd::Product(ProductCmd::List) => {
             let ps = client.products().await?;
             emit(json, &ps, |ps| {
-                println!("{:<10} {:<24} {:>10} {:>10} {:>8}", "ID", "NAME", "TOTAL", "POOL", "REGIONS");
+                println!(
+                    "{:<10} {:<24} {:>10} {:>10} {:>8}",
+                    "ID", "NAME", "TOTAL", "POOL", "REGIONS"
+                );
                 for p in ps {
                     println!(
                         "{:<10} {:<24} {:>10} {:>10} {:>8}",
