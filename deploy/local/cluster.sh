@@ -1,0 +1,580 @@
+#!/usr/bin/env bash
+# Local multi-region quota cluster on loopback: etcd, coordinator(s), and per
+# region its own redis-server, Postgres cluster and region-node.
+# Everything lives under <repo>/target/cluster/ and is removed by `down`.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: deploy/local/cluster.sh <command> [options]
+
+Commands:
+  install                 Install etcd, redis, postgres, protoc via apt if missing.
+  up [--regions a,b,c] [--coordinators N] [--release]
+                          Build the binaries (cargo build --bins) and start a cluster:
+                          etcd, coordinator-1..N, and per region redis-<r>, pg-<r>,
+                          node-<r>. Defaults: --regions east --coordinators 1.
+                          QUOTA_BIN_DIR=<dir> uses prebuilt binaries (no build).
+  down                    Stop everything and remove target/cluster.
+  status                  One line per process: name, pid, running/dead, URL.
+  kill <name>             kill -9 one process (e.g. etcd, coordinator-1, node-east,
+                          redis-east, pg-east; for pg: postmaster and backends).
+  stop <name>             Graceful stop of one process.
+  start <name>            Start one process again (same ports, same data), wait ready.
+  -h, --help              This text.
+
+After `up`, target/cluster/cluster.env holds the URLs and the admin token:
+  source target/cluster/cluster.env; target/debug/quotactl --help
+Logs: target/cluster/logs/<name>.log
+EOF
+}
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+CLUSTER_DIR="$REPO_ROOT/target/cluster"
+LOG_DIR="$CLUSTER_DIR/logs"
+PID_DIR="$CLUSTER_DIR/pids"
+PROC_DIR="$CLUSTER_DIR/procs"   # <name>.cmd (command line), <name>.url, <name>.exe
+ENV_FILE="$CLUSTER_DIR/cluster.env"
+READY_TIMEOUT=60
+STOP_TIMEOUT=10
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+# install
+# ---------------------------------------------------------------------------
+
+pg_bin_dir() {
+  # Debian keeps the server binaries off PATH; take the newest version.
+  local d
+  d="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  [[ -n "$d" && -x "$d/initdb" ]] && { echo "$d"; return; }
+  command -v initdb >/dev/null 2>&1 && { dirname "$(command -v initdb)"; return; }
+  return 1
+}
+
+as_root() {
+  if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+cmd_install() {
+  local missing=()
+  command -v etcd >/dev/null 2>&1 || missing+=(etcd)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  pg_bin_dir >/dev/null || missing+=(postgres)
+  command -v protoc >/dev/null 2>&1 || missing+=(protoc)
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    log "install: etcd, redis-server, postgres, protoc already present"
+    return
+  fi
+  log "install: missing ${missing[*]}; installing via apt"
+  # Installing these packages may start system services on the default ports;
+  # we leave them alone and never use them (all our ports are random).
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+    etcd-server etcd-client redis-server postgresql protobuf-compiler
+}
+
+# ---------------------------------------------------------------------------
+# small helpers: ports, pids, readiness
+# ---------------------------------------------------------------------------
+
+# Sets FREE_PORT (not printed: a $(...) subshell would lose USED_PORTS).
+USED_PORTS=" "
+FREE_PORT=""
+free_port() {
+  # Let the kernel pick a free port; remember the ones we handed out so two
+  # services of this run never get the same one before either has bound it.
+  local p
+  while :; do
+    if command -v python3 >/dev/null 2>&1; then
+      p="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    else
+      # No python: random high port that nobody answers on.
+      p=$((20000 + RANDOM % 20000))
+      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    fi
+    [[ "$USED_PORTS" == *" $p "* ]] && continue
+    USED_PORTS+="$p "
+    FREE_PORT="$p"
+    return
+  done
+}
+
+pid_of() { cat "$PID_DIR/$1.pid" 2>/dev/null || true; }
+
+# A pid that exists and is not a zombie.
+pid_running() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != "Z" ]]
+}
+
+# Alive = exists, not a zombie, and still the program we started (guards
+# against a recycled pid, so `down` never kills an unrelated process).
+is_alive() {
+  local name="$1" pid exe want script
+  pid="$(pid_of "$name")"
+  [[ -n "$pid" ]] && pid_running "$pid" || return 1
+  exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
+  exe="${exe% (deleted)}"   # binary rebuilt while running
+  want="$(cat "$PROC_DIR/$name.exe")"
+  [[ "$exe" == "$want" ]] && return 0
+  # A script (e.g. a stand-in via QUOTA_BIN_DIR): exe is the interpreter,
+  # argv[1] the script.
+  script="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | sed -n 2p)"
+  [[ -n "$script" && "$(readlink -f "$script" 2>/dev/null)" == "$want" ]]
+}
+
+# Direct children of a pid (Postgres backends live in their own sessions, so
+# they do not share the postmaster's process group).
+child_pids() {
+  local parent="$1" f stat rest
+  for f in /proc/[0-9]*/stat; do
+    stat="$(cat "$f" 2>/dev/null)" || continue
+    rest="${stat##*) }"           # "state ppid ..."
+    rest="${rest#* }"
+    [[ "${rest%% *}" == "$parent" ]] && { f="${f#/proc/}"; echo "${f%/stat}"; }
+  done
+  return 0
+}
+
+# HTTP status code of GET url, via bash /dev/tcp (no curl needed).
+http_status() {
+  local hostport="$1" path="$2" line
+  { exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"; } 2>/dev/null || return 1
+  printf 'GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$hostport" >&3
+  IFS=' ' read -r -t 3 _ line _ <&3 || { exec 3>&-; return 1; }
+  exec 3>&-
+  echo "$line"
+}
+
+redis_pong() {
+  local port="$1" line
+  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
+  printf 'PING\r\n' >&3
+  read -r -t 3 line <&3 || { exec 3>&-; return 1; }
+  exec 3>&-
+  [[ "$line" == "+PONG"* ]]
+}
+
+# Is the named service ready? Kind follows from the name prefix.
+probe() {
+  local name="$1" url
+  url="$(cat "$PROC_DIR/$name.url")"
+  case "$name" in
+    etcd) [[ "$(http_status "${url#http://}" /health)" == 200 ]] ;;
+    coordinator-*|node-*) [[ "$(http_status "${url#http://}" /readyz)" == 200 ]] ;;
+    redis-*) url="${url%/}"; redis_pong "${url##*:}" ;;   # url is redis://127.0.0.1:P/
+    pg-*) local hp="${url#postgres://postgres@}"; hp="${hp%%/*}"
+          "$(pg_bin_dir)/pg_isready" -q -U postgres -d postgres -h 127.0.0.1 -p "${hp##*:}" -t 2 ;;
+    *) die "unknown process kind: $name" ;;
+  esac
+}
+
+wait_ready() {
+  local name="$1" deadline=$((SECONDS + READY_TIMEOUT))
+  while ! probe "$name" 2>/dev/null; do
+    if ! is_alive "$name"; then
+      fail_with_log "$name" "exited during startup"
+    fi
+    if (( SECONDS >= deadline )); then
+      fail_with_log "$name" "not ready after ${READY_TIMEOUT}s"
+    fi
+    sleep 0.2
+  done
+  log "$name ready ($(cat "$PROC_DIR/$name.url"))"
+}
+
+fail_with_log() {
+  local name="$1" why="$2"
+  {
+    echo "[cluster] error: $name $why"
+    echo "[cluster] command: $(cat "$PROC_DIR/$name.cmd")"
+    echo "[cluster] last 40 lines of $LOG_DIR/$name.log:"
+    tail -n 40 "$LOG_DIR/$name.log" 2>/dev/null | sed 's/^/    /'
+    echo "[cluster] run '$0 down' to clean up"
+  } >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------------------
+# process control
+# ---------------------------------------------------------------------------
+
+# Record how to run a service: exact command line (shell-quoted), its URL
+# and the resolved path of the server binary (for the pid-recycling check;
+# resolved because e.g. redis-server is a symlink to redis-check-rdb).
+define_proc() {
+  local name="$1" url="$2" exe="$3"; shift 3
+  printf '%q ' "$@" | sed 's/ $//' >"$PROC_DIR/$name.cmd"
+  echo "$url" >"$PROC_DIR/$name.url"
+  readlink -f "$(command -v "$exe")" >"$PROC_DIR/$name.exe"
+  grep -qx "$name" "$PROC_DIR/order" 2>/dev/null || echo "$name" >>"$PROC_DIR/order"
+}
+
+# Start a service from its .cmd in the background. setsid detaches it from
+# our terminal (Ctrl-C or closing the shell must not take the cluster down);
+# the inner bash writes its own pid and then execs the command, so the pid
+# file holds the real server pid (setpriv execs too: for pg it's the postmaster).
+launch() {
+  local name="$1"
+  if is_alive "$name"; then die "$name is already running (pid $(pid_of "$name"))"; fi
+  rm -f "$PID_DIR/$name.pid"
+  [[ "$name" == pg-* ]] && clear_stale_pg_lock "$CLUSTER_DIR/$name"
+  # shellcheck disable=SC2016  # $$, $0, $1 are for the inner bash
+  setsid bash -c 'echo $$ >"$0"; eval "exec $1"' "$PID_DIR/$name.pid" "$(cat "$PROC_DIR/$name.cmd")" \
+    >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  # Wait until the pid file exists and the exec happened (until then the
+  # pid is still bash and is_alive would call it dead).
+  local i pid
+  for i in $(seq 100); do
+    pid="$(pid_of "$name")"
+    if [[ -n "$pid" ]]; then
+      is_alive "$name" && return 0
+      [[ -e "/proc/$pid" ]] || break   # died right away
+    fi
+    sleep 0.05
+  done
+  is_alive "$name" || fail_with_log "$name" "did not start"
+}
+
+# Graceful stop of several services at once: signal all, wait, then SIGKILL.
+stop_procs() {
+  local name pid pids=() deadline
+  for name in "$@"; do
+    is_alive "$name" || continue
+    pid="$(pid_of "$name")"
+    # Postgres: SIGINT = fast shutdown (SIGTERM would wait for clients).
+    if [[ "$name" == pg-* ]]; then kill -INT "$pid" 2>/dev/null || true
+    else kill -TERM "$pid" 2>/dev/null || true; fi
+    pids+=("$name")
+  done
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  for name in "${pids[@]}"; do
+    while is_alive "$name" && (( SECONDS < deadline )); do sleep 0.1; done
+    if is_alive "$name"; then
+      log "$name did not stop in ${STOP_TIMEOUT}s; SIGKILL"
+      kill9_proc "$name"
+    else
+      log "stopped $name"
+    fi
+  done
+}
+
+# kill -9 a service. For Postgres we also kill the backends right away: the
+# orphans would exit on their own shortly, but until then a restart fails
+# with "pre-existing shared memory block is still in use".
+kill9_proc() {
+  local name="$1" pid kids
+  is_alive "$name" || { log "$name is not running"; return 0; }
+  pid="$(pid_of "$name")"
+  kids="$(child_pids "$pid")"
+  kill -9 "$pid" 2>/dev/null || true
+  # shellcheck disable=SC2086  # word-splitting the pid list is intended
+  if [[ -n "$kids" ]]; then kill -9 $kids 2>/dev/null || true; fi
+  local i
+  for i in $(seq 50); do is_alive "$name" || break; sleep 0.1; done
+  log "killed $name (pid $pid)"
+}
+
+# ---------------------------------------------------------------------------
+# Postgres data location
+# ---------------------------------------------------------------------------
+
+# Postgres must run as the `postgres` user (it refuses root), so that user
+# must be able to traverse every parent of its data dir. target/cluster is
+# fine for /work/main or /tmp clones, but not under a 0700 /root. Rather than
+# chmod'ing a user's home, we then keep the data dirs in
+# /tmp/quota-cluster-<hash of repo path>/ and symlink target/cluster/pg-<r> to
+# it; `down` removes both.
+pg_root() {
+  if [[ $EUID -ne 0 ]]; then echo "$CLUSTER_DIR"; return; fi   # run as ourselves
+  if runuser -u postgres -- test -x "$CLUSTER_DIR" 2>/dev/null; then
+    echo "$CLUSTER_DIR"
+  else
+    echo "/tmp/quota-cluster-$(printf '%s' "$REPO_ROOT" | md5sum | cut -c1-12)"
+  fi
+}
+
+# Prefix that runs a command as the postgres user when we are root. setpriv
+# execs (runuser forks and stays the parent, so our pid would not be the
+# postmaster's and kill -9 would orphan it).
+as_pg() {
+  if [[ $EUID -eq 0 ]]; then
+    echo setpriv --reuid=postgres --regid=postgres --init-groups --
+  fi
+}
+
+# After kill -9 the dead postmaster can linger as a zombie when PID 1 does
+# not reap orphans (some containers/VMs). Postgres then sees its old pid in
+# postmaster.pid as "running" (kill -0 works on zombies) and refuses to start.
+# We do the same check as Postgres, but zombie-aware.
+clear_stale_pg_lock() {
+  local lock="$1/postmaster.pid" pid
+  [[ -f "$lock" ]] || return 0
+  pid="$(head -n 1 "$lock")"
+  if [[ -n "$pid" ]] && ! pid_running "$pid"; then
+    rm -f "$lock"
+  fi
+}
+
+init_pg() {
+  local region="$1" port="$2" root data
+  root="$(pg_root)"
+  data="$root/pg-$region"
+  if [[ "$root" != "$CLUSTER_DIR" ]]; then
+    mkdir -p "$root" && chmod 755 "$root"
+    echo "$root" >"$CLUSTER_DIR/pg-root"
+    ln -sfn "$data" "$CLUSTER_DIR/pg-$region"
+  fi
+  mkdir -p "$data"
+  chmod 700 "$data"
+  [[ $EUID -eq 0 ]] && chown postgres:postgres "$data"
+  log "initdb pg-$region ($data)"
+  # cd: initdb as postgres complains if it cannot access the current dir.
+  # shellcheck disable=SC2046
+  (cd "$root" && $(as_pg) "$(pg_bin_dir)/initdb" -D "$data" -U postgres --auth=trust -E UTF8 \
+      --locale=C --no-sync >"$LOG_DIR/pg-$region.initdb.log" 2>&1) \
+    || { tail -n 30 "$LOG_DIR/pg-$region.initdb.log" >&2; die "initdb for pg-$region failed"; }
+  # -k '': TCP only, no unix socket (no socket-dir permissions, no path limit).
+  # shellcheck disable=SC2046
+  define_proc "pg-$region" "postgres://postgres@127.0.0.1:$port/quota" "$(pg_bin_dir)/postgres" \
+    $(as_pg) "$(pg_bin_dir)/postgres" -D "$data" -p "$port" -k '' \
+    -c listen_addresses=127.0.0.1 -c fsync=off
+}
+
+create_quota_db() {
+  local region="$1" url port
+  url="$(cat "$PROC_DIR/pg-$region.url")"; port="${url##*:}"; port="${port%%/*}"
+  "$(pg_bin_dir)/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -X -v ON_ERROR_STOP=1 -q \
+    -c 'CREATE DATABASE quota' >>"$LOG_DIR/pg-$region.log" 2>&1 \
+    || fail_with_log "pg-$region" "CREATE DATABASE quota failed"
+}
+
+# ---------------------------------------------------------------------------
+# up / down / status
+# ---------------------------------------------------------------------------
+
+any_alive() {
+  local name
+  [[ -f "$PROC_DIR/order" ]] || return 1
+  while read -r name; do is_alive "$name" && return 0; done <"$PROC_DIR/order"
+  return 1
+}
+
+upper_name() { echo "$1" | tr 'a-z-' 'A-Z_'; }
+
+build_bins() {
+  local release="$1"
+  if [[ -n "${QUOTA_BIN_DIR:-}" ]]; then
+    BIN_DIR="$(cd "$QUOTA_BIN_DIR" && pwd)"
+    log "using prebuilt binaries from $BIN_DIR (QUOTA_BIN_DIR)"
+  elif [[ "$release" == 1 ]]; then
+    log "cargo build --bins --release"
+    (cd "$REPO_ROOT" && cargo build --bins --release)
+    BIN_DIR="$REPO_ROOT/target/release"
+  else
+    log "cargo build --bins"
+    (cd "$REPO_ROOT" && cargo build --bins)
+    BIN_DIR="$REPO_ROOT/target/debug"
+  fi
+  local b
+  for b in region-node coordinator; do
+    [[ -x "$BIN_DIR/$b" ]] || die "$BIN_DIR/$b not found"
+  done
+}
+
+cmd_up() {
+  local regions="east" coordinators=1 release=0
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --regions) regions="${2:?--regions needs a value}"; shift 2 ;;
+      --regions=*) regions="${1#*=}"; shift ;;
+      --coordinators) coordinators="${2:?--coordinators needs a value}"; shift 2 ;;
+      --coordinators=*) coordinators="${1#*=}"; shift ;;
+      --release) release=1; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) die "up: unknown option $1 (see --help)" ;;
+    esac
+  done
+  [[ "$coordinators" =~ ^[1-9][0-9]*$ ]] || die "--coordinators must be a positive integer"
+  local -a region_list
+  IFS=',' read -r -a region_list <<<"$regions"
+  [[ ${#region_list[@]} -gt 0 ]] || die "--regions is empty"
+  local r
+  for r in "${region_list[@]}"; do
+    [[ "$r" =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "bad region name '$r' (use a-z, 0-9, -)"
+  done
+
+  if any_alive; then
+    die "a cluster is already up (see '$0 status'); run '$0 down' first"
+  fi
+  [[ -d "$CLUSTER_DIR" ]] && { log "removing stale $CLUSTER_DIR"; remove_cluster_dir; }
+
+  cmd_install
+  build_bins "$release"
+  mkdir -p "$LOG_DIR" "$PID_DIR" "$PROC_DIR"
+
+  local admin_token etcd_port peer_port etcd_url
+  admin_token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+  # etcd first: coordinators and nodes need it.
+  free_port; etcd_port="$FREE_PORT"
+  free_port; peer_port="$FREE_PORT"
+  etcd_url="http://127.0.0.1:$etcd_port"
+  define_proc etcd "$etcd_url" etcd \
+    etcd --name n1 --data-dir "$CLUSTER_DIR/etcd" \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "n1=http://127.0.0.1:$peer_port" --logger zap --log-level warn
+  launch etcd
+
+  # Per-region storage: launch all, then wait (they start in parallel).
+  local port
+  for r in "${region_list[@]}"; do
+    free_port; port="$FREE_PORT"
+    define_proc "redis-$r" "redis://127.0.0.1:$port/" redis-server \
+      redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$CLUSTER_DIR/redis-$r"
+    mkdir -p "$CLUSTER_DIR/redis-$r"
+    launch "redis-$r"
+    free_port; init_pg "$r" "$FREE_PORT"
+    launch "pg-$r"
+  done
+  wait_ready etcd
+  for r in "${region_list[@]}"; do
+    wait_ready "redis-$r"
+    wait_ready "pg-$r"
+    create_quota_db "$r"
+  done
+
+  local i coord_urls=()
+  for i in $(seq "$coordinators"); do
+    free_port; port="$FREE_PORT"
+    define_proc "coordinator-$i" "http://127.0.0.1:$port" "$BIN_DIR/coordinator" \
+      "$BIN_DIR/coordinator" serve --id "coordinator-$i" --listen "127.0.0.1:$port" \
+      --etcd-endpoints "$etcd_url" --admin-token "$admin_token"
+    launch "coordinator-$i"
+    coord_urls+=("http://127.0.0.1:$port")
+  done
+  for i in $(seq "$coordinators"); do wait_ready "coordinator-$i"; done
+
+  # --ip-rate-limit 0: all local traffic comes from 127.0.0.1.
+  for r in "${region_list[@]}"; do
+    free_port; port="$FREE_PORT"
+    define_proc "node-$r" "http://127.0.0.1:$port" "$BIN_DIR/region-node" \
+      "$BIN_DIR/region-node" serve --region "$r" --listen "127.0.0.1:$port" \
+      --redis-url "$(cat "$PROC_DIR/redis-$r.url")" --pg-url "$(cat "$PROC_DIR/pg-$r.url")" \
+      --etcd-endpoints "$etcd_url" --ip-rate-limit 0
+    launch "node-$r"
+  done
+  for r in "${region_list[@]}"; do wait_ready "node-$r"; done
+
+  write_env "$etcd_url" "$admin_token" "$regions" "${coord_urls[@]}"
+  print_summary
+}
+
+write_env() {
+  local etcd_url="$1" token="$2" regions="$3"; shift 3
+  local coord_urls=("$@") r u rs tmp="$ENV_FILE.tmp"
+  {
+    echo "# generated by deploy/local/cluster.sh up; source it: . $ENV_FILE"
+    echo "export ETCD_ENDPOINTS=$etcd_url"
+    echo "export COORDINATOR_URL=${coord_urls[0]}"
+    echo "export COORDINATOR_URLS=$(IFS=,; echo "${coord_urls[*]}")"
+    echo "export ADMIN_TOKEN=$token"
+    echo "export REGIONS=$regions"
+    IFS=',' read -r -a rs <<<"$regions"
+    for r in "${rs[@]}"; do
+      u="$(upper_name "$r")"
+      echo "export REGION_${u}_URL=$(cat "$PROC_DIR/node-$r.url")"
+      echo "export REGION_${u}_REDIS_URL=$(cat "$PROC_DIR/redis-$r.url")"
+      echo "export REGION_${u}_PG_URL=$(cat "$PROC_DIR/pg-$r.url")"
+    done
+  } >"$tmp"
+  chmod 600 "$tmp"   # holds the admin token
+  mv "$tmp" "$ENV_FILE"
+}
+
+print_summary() {
+  echo
+  echo "Cluster is up. Processes:"
+  cmd_status | sed 's/^/  /'
+  echo
+  echo "Environment: $ENV_FILE (source it for COORDINATOR_URL, ADMIN_TOKEN, REGION_*_URL)"
+  echo "Operator CLI: ${BIN_DIR#"$REPO_ROOT/"}/quotactl --help   (reads target/cluster/cluster.env by default)"
+  echo "Logs: $LOG_DIR/<name>.log    Stop: $0 down"
+}
+
+remove_cluster_dir() {
+  local root
+  root="$(cat "$CLUSTER_DIR/pg-root" 2>/dev/null || true)"
+  # Only ever delete our own /tmp fallback dir.
+  if [[ "$root" == /tmp/quota-cluster-* ]]; then rm -rf -- "$root"; fi
+  rm -rf -- "$CLUSTER_DIR"
+}
+
+cmd_down() {
+  if [[ -f "$PROC_DIR/order" ]]; then
+    local -a clients=() stores=() name
+    while read -r name; do
+      case "$name" in
+        node-*|coordinator-*) clients+=("$name") ;;
+        *) stores+=("$name") ;;
+      esac
+    done <"$PROC_DIR/order"
+    # Clients first so they do not spin on vanished storage while exiting.
+    stop_procs "${clients[@]}"
+    stop_procs "${stores[@]}"
+  fi
+  if [[ -d "$CLUSTER_DIR" ]]; then
+    remove_cluster_dir
+    log "removed $CLUSTER_DIR"
+  else
+    log "no cluster"
+  fi
+}
+
+cmd_status() {
+  [[ -f "$PROC_DIR/order" ]] || { echo "no cluster (run: $0 up)"; return 0; }
+  local name state
+  while read -r name; do
+    if is_alive "$name"; then state=running; else state=dead; fi
+    printf '%-16s %-8s %-8s %s\n' "$name" "$(pid_of "$name")" "$state" "$(cat "$PROC_DIR/$name.url")"
+  done <"$PROC_DIR/order"
+}
+
+need_proc() {
+  [[ -n "${1:-}" ]] || die "missing process name (see '$0 status')"
+  [[ -f "$PROC_DIR/$1.cmd" ]] || die "unknown process '$1' (see '$0 status')"
+}
+
+cmd_start() {
+  need_proc "${1:-}"
+  launch "$1"
+  wait_ready "$1"
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  case "$cmd" in
+    install) cmd_install ;;
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    kill) need_proc "${1:-}"; kill9_proc "$1" ;;
+    stop) need_proc "${1:-}"; stop_procs "$1" ;;
+    start) cmd_start "${1:-}" ;;
+    -h|--help|help) usage ;;
+    "") usage; exit 2 ;;
+    *) echo "unknown command: $cmd" >&2; usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
