@@ -1,30 +1,38 @@
 //! The admin HTTP API (`/v1/admin/…`, bearer-token authenticated) plus health endpoints.
+//!
+//! Any instance answers reads. Writes must be made by the leader (its fence guards every ledger
+//! write), so a standby forwards them to the leader's advertised URL and relays the answer.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::{Duration, Utc};
-use quota_shared::model::ProductSpec;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::CoordError;
-use crate::store::Store;
-use crate::view::{CreateProduct, ProductView, SetSplit};
+use crate::ops::Ops;
+use crate::view::{CreateProduct, Drain, Restock, RoundView, SetPolicy, SetSplit};
+
+/// Header marking a request a standby already forwarded (never forwarded twice).
+const FORWARDED: &str = "x-quota-forwarded";
 
 /// Shared by the handlers.
 pub struct ApiState {
     /// This instance's id.
     pub id: String,
-    /// The ledger.
-    pub store: Store,
+    /// Operations over the ledger.
+    pub ops: Arc<Ops>,
     /// Expected bearer token.
     pub admin_token: String,
+    /// Client used to forward writes to the leader.
+    pub http: reqwest::Client,
 }
 
 /// Every route.
@@ -36,7 +44,18 @@ pub fn router(st: Arc<ApiState>) -> Router {
         )
         .route("/v1/admin/products/{id}", get(show_product))
         .route("/v1/admin/products/{id}/quota", put(set_quota))
+        .route("/v1/admin/products/{id}/policy", put(set_policy))
+        .route("/v1/admin/products/{id}/restock", post(restock))
+        .route("/v1/admin/products/{id}/end", post(end))
+        .route("/v1/admin/products/{id}/rebalance", post(rebalance))
         .route("/v1/admin/regions", get(list_regions))
+        .route("/v1/admin/regions/{region}/drain", post(drain))
+        .route("/v1/admin/status", get(status))
+        .route("/v1/admin/audit", get(audit))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&st),
+            forward_writes,
+        ))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&st),
             require_token,
@@ -54,11 +73,6 @@ pub fn router(st: Arc<ApiState>) -> Router {
         .with_state(st)
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn require_token(
     State(st): State<Arc<ApiState>>,
     req: Request,
@@ -70,10 +84,63 @@ async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !same(presented.as_bytes(), st.admin_token.as_bytes()) {
+    if !quota_shared::api::constant_time_eq(presented.as_bytes(), st.admin_token.as_bytes()) {
         return Err(CoordError::Unauthorized);
     }
     Ok(next.run(req).await)
+}
+
+/// Writes (every non-GET) on a standby go to the leader.
+async fn forward_writes(
+    State(st): State<Arc<ApiState>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, CoordError> {
+    if req.method() == Method::GET || st.ops.store.is_leader() {
+        return Ok(next.run(req).await);
+    }
+    if req.headers().contains_key(FORWARDED) {
+        return Err(CoordError::NotLeader);
+    }
+    let leader = st
+        .ops
+        .store
+        .leader_url()
+        .await?
+        .ok_or(CoordError::NotLeader)?;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|e| CoordError::Invalid(format!("unreadable body: {e}")))?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut fwd = st
+        .http
+        .request(parts.method.clone(), format!("{leader}{path}"))
+        .header(FORWARDED, &st.id)
+        .body(body);
+    for h in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(v) = parts.headers.get(&h) {
+            fwd = fwd.header(h, v);
+        }
+    }
+    let resp = fwd
+        .send()
+        .await
+        .map_err(|e| CoordError::Unavailable(format!("forwarding to the leader failed: {e}")))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| CoordError::Unavailable(format!("leader answer unreadable: {e}")))?;
+    Ok(Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(bytes))
+        .expect("valid response"))
 }
 
 fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, CoordError> {
@@ -90,29 +157,15 @@ fn product_id(raw: &str) -> Result<i64, CoordError> {
 async fn create_product(
     State(st): State<Arc<ApiState>>,
     body: Bytes,
-) -> Result<(StatusCode, Json<ProductView>), CoordError> {
+) -> Result<impl IntoResponse, CoordError> {
     let req: CreateProduct = json_body(&body)?;
-    let start = req.start_time.unwrap_or_else(Utc::now);
-    let spec = ProductSpec {
-        product_id: req.product_id,
-        name: req.name,
-        total: req.total,
-        price: req.price,
-        original_price: req.original_price.unwrap_or(req.price),
-        start_time: start,
-        end_time: req.end_time.unwrap_or(start + Duration::hours(1)),
-        per_user_limit: req.per_user_limit.unwrap_or(1),
-    };
-    let read = st.store.create(spec, req.split).await?;
-    Ok((StatusCode::CREATED, Json(read.view())))
+    Ok((StatusCode::CREATED, Json(st.ops.create(req).await?)))
 }
 
-async fn list_products(
-    State(st): State<Arc<ApiState>>,
-) -> Result<Json<Vec<ProductView>>, CoordError> {
+async fn list_products(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, CoordError> {
     let mut out = Vec::new();
-    for id in st.store.product_ids().await? {
-        out.push(st.store.read(id).await?.view());
+    for id in st.ops.store.product_ids().await? {
+        out.push(st.ops.store.read(id).await?.view());
     }
     Ok(Json(out))
 }
@@ -120,32 +173,110 @@ async fn list_products(
 async fn show_product(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
-) -> Result<Json<ProductView>, CoordError> {
-    Ok(Json(st.store.read(product_id(&raw)?).await?.view()))
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.ops.store.read(product_id(&raw)?).await?.view()))
 }
 
 async fn set_quota(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
     body: Bytes,
-) -> Result<Json<ProductView>, CoordError> {
+) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
     let req: SetSplit = json_body(&body)?;
-    if req.split.is_empty() {
-        return Err(CoordError::Invalid(
-            "split must name at least one region".into(),
-        ));
-    }
-    Ok(Json(st.store.set_split(id, &req.split).await?.view()))
+    let (product, moves) = st.ops.set_split(id, req.split).await?;
+    Ok(Json(RoundView { moves, product }))
+}
+
+async fn set_policy(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoordError> {
+    let id = product_id(&raw)?;
+    let req: SetPolicy = json_body(&body)?;
+    Ok(Json(st.ops.set_policy(id, req.policy).await?))
+}
+
+async fn restock(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoordError> {
+    let id = product_id(&raw)?;
+    let req: Restock = json_body(&body)?;
+    Ok(Json(st.ops.restock(id, req.units).await?))
+}
+
+async fn end(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.ops.end(product_id(&raw)?).await?))
+}
+
+async fn rebalance(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, CoordError> {
+    let id = product_id(&raw)?;
+    let moves = st.ops.round(id).await?;
+    Ok(Json(RoundView {
+        moves,
+        product: st.ops.store.read(id).await?.view(),
+    }))
 }
 
 async fn list_regions(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, CoordError> {
-    Ok(Json(st.store.regions().await?))
+    Ok(Json(st.ops.store.regions().await?))
+}
+
+async fn drain(
+    State(st): State<Arc<ApiState>>,
+    Path(region): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoordError> {
+    let req: Drain = if body.is_empty() {
+        Drain { on: true }
+    } else {
+        json_body(&body)?
+    };
+    st.ops.drain(&region, req.on).await?;
+    Ok(Json(
+        serde_json::json!({"region": region, "draining": req.on}),
+    ))
+}
+
+/// `?product=ID` narrows status and audit to one product.
+#[derive(Deserialize)]
+struct Only {
+    product: Option<String>,
+}
+
+fn only(q: &BTreeMap<String, String>) -> Result<Option<i64>, CoordError> {
+    q.get("product").map(|p| product_id(p)).transpose()
+}
+
+async fn status(
+    State(st): State<Arc<ApiState>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.ops.status(only(&q)?).await?))
+}
+
+async fn audit(
+    State(st): State<Arc<ApiState>>,
+    Query(q): Query<Only>,
+) -> Result<impl IntoResponse, CoordError> {
+    let id = q.product.as_deref().map(product_id).transpose()?;
+    Ok(Json(st.ops.audit(id).await?))
 }
 
 async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
-    match st.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready", "id": st.id})).into_response(),
+    let leader = st.ops.store.is_leader();
+    match st.ops.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready", "id": st.id, "leader": leader}))
+            .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"status": "not_ready", "id": st.id, "etcd": e.to_string()})),

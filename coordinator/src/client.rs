@@ -5,7 +5,10 @@ use std::time::Duration;
 use quota_shared::api::ErrorEnvelope;
 use serde::de::DeserializeOwned;
 
-use crate::view::{CreateProduct, ProductView, RegionView, SetSplit};
+use crate::view::{
+    AuditReport, CreateProduct, Drain, ProductView, RegionView, Restock, RoundView, SetPolicy,
+    SetSplit, StatusView,
+};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,14 +111,76 @@ impl AdminClient {
             .await
     }
 
-    /// Sets a static split.
-    pub async fn set_split(&self, id: i64, req: &SetSplit) -> Result<ProductView, ClientError> {
+    /// Sets a static split (and the static policy); returns the moves made at once.
+    pub async fn set_split(&self, id: i64, req: &SetSplit) -> Result<RoundView, ClientError> {
         self.send(
             self.http
                 .put(self.url(&format!("/v1/admin/products/{id}/quota")))
                 .json(req),
         )
         .await
+    }
+
+    /// Sets the rebalance policy.
+    pub async fn set_policy(&self, id: i64, req: &SetPolicy) -> Result<ProductView, ClientError> {
+        self.send(
+            self.http
+                .put(self.url(&format!("/v1/admin/products/{id}/policy")))
+                .json(req),
+        )
+        .await
+    }
+
+    /// Adds units to the pool.
+    pub async fn restock(&self, id: i64, req: &Restock) -> Result<ProductView, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/admin/products/{id}/restock")))
+                .json(req),
+        )
+        .await
+    }
+
+    /// Ends the sale now.
+    pub async fn end(&self, id: i64) -> Result<ProductView, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/admin/products/{id}/end"))),
+        )
+        .await
+    }
+
+    /// One immediate rebalance round.
+    pub async fn rebalance(&self, id: i64) -> Result<RoundView, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/admin/products/{id}/rebalance"))),
+        )
+        .await
+    }
+
+    /// Starts or stops draining a region.
+    pub async fn drain(&self, region: &str, req: &Drain) -> Result<serde_json::Value, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/admin/regions/{region}/drain")))
+                .json(req),
+        )
+        .await
+    }
+
+    /// Status of every product (or one).
+    pub async fn status(&self, id: Option<i64>) -> Result<StatusView, ClientError> {
+        let q = id.map(|i| format!("?product={i}")).unwrap_or_default();
+        self.send(self.http.get(self.url(&format!("/v1/admin/status{q}"))))
+            .await
+    }
+
+    /// The conservation audit of every product (or one).
+    pub async fn audit(&self, id: Option<i64>) -> Result<AuditReport, ClientError> {
+        let q = id.map(|i| format!("?product={i}")).unwrap_or_default();
+        self.send(self.http.get(self.url(&format!("/v1/admin/audit{q}"))))
+            .await
     }
 
     /// Every registered region.

@@ -44,7 +44,48 @@ pub struct ServeConfig {
         required = true
     )]
     pub etcd_endpoints: Vec<String>,
-    /// Bearer token every admin request must present (at least 16 characters).
+    /// Bearer token every admin request must present (at least 16 characters); also sent to
+    /// region nodes' admin endpoints by the audit.
     #[arg(long, env = "QUOTA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,
+    /// URL other instances forward writes to; default http://LISTEN.
+    #[arg(long, env = "QUOTA_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// TTL of the leadership lease, seconds (a dead leader is replaced after about this long).
+    #[arg(long, env = "QUOTA_LEASE_TTL_S", default_value_t = 2)]
+    pub lease_ttl_s: i64,
+    /// Rebalance period, milliseconds.
+    #[arg(long, env = "QUOTA_REBALANCE_MS", default_value_t = 100)]
+    pub rebalance_ms: u64,
+    /// Smallest move worth making, units.
+    #[arg(long, env = "QUOTA_POLICY_MIN_MOVE", default_value_t = 1)]
+    pub policy_min_move: i64,
+    /// Hysteresis band as a fraction of a region's target (no move inside it).
+    #[arg(long, env = "QUOTA_POLICY_HYSTERESIS", default_value_t = 0.2)]
+    pub policy_hysteresis: f64,
+    /// Units every live region is given at least (demand policy).
+    #[arg(long, env = "QUOTA_POLICY_FLOOR", default_value_t = 1)]
+    pub policy_floor: i64,
+    /// Endgame threshold: with this few units left, all go to the busiest region (0 = auto).
+    #[arg(long, env = "QUOTA_POLICY_ENDGAME_UNITS", default_value_t = 0)]
+    pub policy_endgame_units: i64,
+}
+
+impl ServeConfig {
+    /// URL announced in the election.
+    pub fn advertise_url(&self) -> String {
+        self.advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// Policy parameters from the flags.
+    pub fn policy_params(&self) -> quota_shared::policy::PolicyParams {
+        quota_shared::policy::PolicyParams {
+            min_move: self.policy_min_move,
+            hysteresis: self.policy_hysteresis,
+            floor: self.policy_floor,
+            endgame_units: self.policy_endgame_units,
+        }
+    }
 }

@@ -29,6 +29,9 @@ pub enum CoordError {
     /// 503: etcd unreachable, or the ledger kept changing under us.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: this instance does not lead (and the request could not be forwarded).
+    #[error("this coordinator does not lead and no leader is known yet; retry")]
+    NotLeader,
     /// 500: unreadable data in etcd.
     #[error("{0}")]
     Internal(String),
@@ -57,6 +60,7 @@ impl CoordError {
             CoordError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             CoordError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             CoordError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            CoordError::NotLeader => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
             CoordError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -1,12 +1,16 @@
-//! `coordinator`: parse config, connect to etcd, serve the admin API until SIGTERM / Ctrl-C.
+//! `coordinator`: parse config, connect to etcd, campaign for leadership, serve the admin API
+//! until SIGTERM / Ctrl-C.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use coordinator::api::{router, ApiState};
 use coordinator::config::{Cli, Command};
-use coordinator::store::Store;
+use coordinator::leader::Leader;
+use coordinator::ops::Ops;
+use coordinator::store::{LeaderValue, Store};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -23,19 +27,39 @@ fn main() -> anyhow::Result<()> {
         let store = Store::connect(&cfg.etcd_endpoints)
             .await
             .context("connecting to etcd")?;
+        let ops = Arc::new(Ops::new(
+            store,
+            cfg.policy_params(),
+            cfg.admin_token.clone(),
+        ));
+        let leader = Leader::new(
+            Arc::clone(&ops),
+            LeaderValue {
+                id: cfg.id.clone(),
+                url: cfg.advertise_url(),
+            },
+            cfg.lease_ttl_s,
+            Duration::from_millis(cfg.rebalance_ms.max(10)),
+        );
+        let leading = tokio::spawn(leader.run(shutdown.clone()));
         let st = Arc::new(ApiState {
             id: cfg.id.clone(),
-            store,
+            ops,
             admin_token: cfg.admin_token.clone(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .context("http client")?,
         });
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         tracing::info!(id = %cfg.id, listen = %cfg.listen, "coordinator serving");
         axum::serve(listener, router(st))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("serving")?;
+        let _ = leading.await;
         tracing::info!("coordinator stopped");
         Ok(())
     })

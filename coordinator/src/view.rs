@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use quota_shared::model::ProductSpec;
+use quota_shared::policy::{Move, PolicyKind};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,47 @@ pub struct CreateProduct {
     /// Units each region should hold initially.
     #[serde(default)]
     pub split: Option<BTreeMap<String, i64>>,
+    /// Rebalance policy (default: demand).
+    #[serde(default)]
+    pub policy: Option<PolicyKind>,
+}
+
+/// `PUT /v1/admin/products/{id}/policy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolicy {
+    /// demand | static | even.
+    pub policy: PolicyKind,
+}
+
+/// `POST /v1/admin/products/{id}/restock`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restock {
+    /// Units added to the pool (> 0).
+    pub units: i64,
+}
+
+/// `POST /v1/admin/regions/{region}/drain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drain {
+    /// true: start draining; false: stop.
+    #[serde(default = "yes")]
+    pub on: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The moves of one rebalance round, with the product afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundView {
+    /// Grants and releases made.
+    pub moves: Vec<Move>,
+    /// The product after the round.
+    pub product: ProductView,
 }
 
 /// `PUT /v1/admin/products/{id}/quota`: units each named region should hold.
@@ -65,6 +107,8 @@ pub struct ProductView {
     pub total: i64,
     /// Units not allocated to any region.
     pub pool: i64,
+    /// Rebalance policy.
+    pub policy: PolicyKind,
     /// Per region.
     pub regions: BTreeMap<String, RegionShare>,
 }
@@ -78,4 +122,118 @@ pub struct RegionView {
     pub url: String,
     /// Whether its leased heartbeat is present.
     pub alive: bool,
+    /// Age of its latest report in milliseconds (None: no report).
+    pub last_report_ms: Option<i64>,
+}
+
+/// `GET /v1/admin/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Id of the leading coordinator (None: no leader elected).
+    pub leader: Option<String>,
+    /// Per product.
+    pub products: Vec<ProductStatus>,
+}
+
+/// One product's status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProductStatus {
+    /// Id.
+    pub product_id: i64,
+    /// Name.
+    pub name: String,
+    /// Total units.
+    pub total: i64,
+    /// Units in the pool.
+    pub pool: i64,
+    /// Rebalance policy.
+    pub policy: PolicyKind,
+    /// Within the sale window now.
+    pub active: bool,
+    /// Per region.
+    pub regions: BTreeMap<String, RegionStatus>,
+}
+
+/// One region's status for a product (report values are None while it does not report).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionStatus {
+    /// `G`.
+    pub granted: i64,
+    /// `g` as reported.
+    pub applied: Option<i64>,
+    /// `R` as published.
+    pub released: i64,
+    /// Sold, as reported.
+    pub sold: Option<i64>,
+    /// Available, as reported.
+    pub available: Option<i64>,
+    /// `(G − g) + (rel − R)`.
+    pub in_transit: Option<i64>,
+    /// Purchase attempts per second.
+    pub demand: f64,
+    /// Heartbeat present.
+    pub alive: bool,
+    /// Being drained.
+    pub draining: bool,
+}
+
+/// `GET /v1/admin/audit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Every product's identity holds and every region was read.
+    pub ok: bool,
+    /// Regions that could not be read (and why).
+    pub unreadable: Vec<String>,
+    /// Per product.
+    pub products: Vec<ProductAudit>,
+}
+
+/// One product's audit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProductAudit {
+    /// Id.
+    pub product_id: i64,
+    /// Total.
+    pub total: i64,
+    /// Pool.
+    pub pool: i64,
+    /// Σ sold.
+    pub sold: i64,
+    /// No violation and nothing unreadable.
+    pub ok: bool,
+    /// Each broken rule, in words.
+    pub violations: Vec<String>,
+    /// Regions not read.
+    pub unreadable: Vec<String>,
+    /// Per region terms.
+    pub regions: BTreeMap<String, RegionAudit>,
+}
+
+/// One region's terms in the audit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionAudit {
+    /// `G` (etcd).
+    pub granted: i64,
+    /// `g` (region Postgres).
+    pub applied: i64,
+    /// `rel` (region Postgres).
+    pub released: i64,
+    /// `R` (etcd).
+    pub released_published: i64,
+    /// Sold.
+    pub sold: i64,
+    /// `g − rel − sold`.
+    pub available: i64,
+    /// Order rows.
+    pub order_count: i64,
+    /// Σ order quantity.
+    pub order_units: i64,
+    /// `G − g`.
+    pub grant_in_transit: i64,
+    /// `rel − R`.
+    pub release_in_transit: i64,
+    /// Redis stock.
+    pub redis_stock: Option<i64>,
+    /// Redis stock + in flight − available (> 0 would over-admit).
+    pub redis_drift: Option<i64>,
 }

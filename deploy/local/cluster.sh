@@ -470,7 +470,7 @@ cmd_up() {
     define_proc "node-$r" "http://127.0.0.1:$port" "$BIN_DIR/region-node" \
       "$BIN_DIR/region-node" serve --region "$r" --listen "127.0.0.1:$port" \
       --redis-url "$(cat "$PROC_DIR/redis-$r.url")" --pg-url "$(cat "$PROC_DIR/pg-$r.url")" \
-      --etcd-endpoints "$etcd_url" --ip-rate-limit 0
+      --etcd-endpoints "$etcd_url" --ip-rate-limit 0 --admin-token "$admin_token"
     launch "node-$r"
   done
   for r in "${region_list[@]}"; do wait_ready "node-$r"; done

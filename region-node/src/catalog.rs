@@ -8,8 +8,10 @@
 //! when Redis has to be rebuilt).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::db::QuotaRow;
 
 use quota_shared::model::ProductSpec;
 
@@ -25,6 +27,10 @@ pub struct ProductEntry {
     /// `g − rel` at the last reconciliation, so a stock change caused by a grant or release is
     /// not reported as drift.
     pub holding_seen: AtomicI64,
+    /// Purchase attempts so far (every answer counts, refusals included): the demand signal.
+    pub attempts: AtomicU64,
+    /// The quota row as the reconciler last read it (reported to the coordinator).
+    pub last_quota: Mutex<Option<QuotaRow>>,
 }
 
 impl ProductEntry {
@@ -35,6 +41,10 @@ impl ProductEntry {
     /// Whether the sold-out flag is set.
     pub fn is_sold_out(&self) -> bool {
         self.sold_out.load(Ordering::Relaxed)
+    }
+    /// The quota row as last reconciled.
+    pub fn quota(&self) -> Option<QuotaRow> {
+        *self.last_quota.lock().expect("catalog lock poisoned")
     }
     /// Sets or clears the flag from a known stock level.
     pub fn observe_stock(&self, stock: i64) {
@@ -71,6 +81,8 @@ impl Catalog {
                         sold_out: AtomicBool::new(false),
                         in_flight: AtomicI64::new(0),
                         holding_seen: AtomicI64::new(0),
+                        attempts: AtomicU64::new(0),
+                        last_quota: Mutex::new(None),
                     }),
                 );
             }

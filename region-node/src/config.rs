@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the region's HTTP API (applies migrations first).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply the database migrations and exit.
     Migrate(MigrateConfig),
 }
@@ -89,6 +89,19 @@ pub struct ServeConfig {
     /// Timeout of one Redis command, milliseconds.
     #[arg(long, env = "QUOTA_REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
+    /// Bearer token for the region's admin endpoints (the coordinator's audit reads through
+    /// them); unset disables them.
+    #[arg(long, env = "QUOTA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Global per-user limit: every user has one home region among these (same list on every
+    /// node, comma-separated); a purchase elsewhere is answered 421 naming the home region.
+    /// Empty (default): the per-user limit holds per region only.
+    #[arg(long, env = "QUOTA_HOME_REGIONS", value_delimiter = ',')]
+    pub home_regions: Vec<String>,
+    /// Crash-injection point for fault tests (e.g. `crash_after_release_commit`). Never set
+    /// in production.
+    #[arg(long, env = "QUOTA_FAILPOINT", hide = true)]
+    pub failpoint: Option<String>,
     /// Timeout of one Postgres statement, milliseconds (also the server's statement_timeout).
     #[arg(long, env = "QUOTA_PG_TIMEOUT_MS", default_value_t = 2_000)]
     pub pg_timeout_ms: u64,

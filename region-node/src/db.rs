@@ -399,3 +399,64 @@ impl Db {
         self.pool.status()
     }
 }
+
+/// A region's truth about one product, read in one snapshot (for the coordinator's audit).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditRow {
+    /// The quota row.
+    #[serde(flatten)]
+    pub quota: QuotaRow,
+    /// `g − rel − sold`.
+    pub available: i64,
+    /// Number of order rows.
+    pub order_count: i64,
+    /// Σ order quantity (must equal `sold`).
+    pub order_units: i64,
+    /// Every buyer and the units they hold (for the cross-region per-user check).
+    pub buyers: Vec<(i64, i64)>,
+}
+
+impl Db {
+    /// Reads the quota row and the orders in one REPEATABLE READ snapshot, so `sold` and the
+    /// order totals are comparable.
+    pub async fn audit(&self, product_id: i64) -> Result<Option<AuditRow>, DbError> {
+        let mut c = self.pool.get().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let Some(q) = tx
+            .query_opt(
+                "SELECT granted, released, sold FROM region_quota WHERE product_id = $1",
+                &[&product_id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let quota = QuotaRow {
+            granted: q.get(0),
+            released: q.get(1),
+            sold: q.get(2),
+        };
+        let buyers: Vec<(i64, i64)> = tx
+            .query(
+                "SELECT user_id, quantity::BIGINT FROM orders WHERE product_id = $1 ORDER BY user_id",
+                &[&product_id],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        tx.commit().await?;
+        Ok(Some(AuditRow {
+            available: quota.available(),
+            order_count: buyers.len() as i64,
+            order_units: buyers.iter().map(|b| b.1).sum(),
+            quota,
+            buyers,
+        }))
+    }
+}

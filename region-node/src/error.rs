@@ -39,6 +39,12 @@ pub enum ApiError {
         /// The existing order, when it is committed.
         order_id: Option<Uuid>,
     },
+    /// 421: the user's home region is another one (global per-user limit).
+    #[error("this user buys in region {0}")]
+    WrongRegion(String),
+    /// 401: missing or wrong admin token.
+    #[error("missing or invalid admin token")]
+    Unauthorized,
     /// 410: nothing left in this region.
     #[error("sold out in this region")]
     SoldOut,
@@ -79,6 +85,8 @@ impl ApiError {
             ApiError::SaleNotActive(_) => StatusCode::FORBIDDEN,
             ApiError::AlreadyPurchased { .. } => StatusCode::CONFLICT,
             ApiError::SoldOut => StatusCode::GONE,
+            ApiError::WrongRegion(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,6 +106,8 @@ impl ApiError {
             ApiError::AlreadyPurchased { order_id: Some(_) } => "already_purchased",
             ApiError::AlreadyPurchased { order_id: None } => "already_purchased",
             ApiError::SoldOut => "sold_out",
+            ApiError::WrongRegion(_) => "wrong_region",
+            ApiError::Unauthorized => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -117,6 +127,7 @@ impl IntoResponse for ApiError {
                 }
             }
             ApiError::UnknownProduct(p) => body = body.with("product_id", *p),
+            ApiError::WrongRegion(r) => body = body.with("home_region", r.as_str()),
             ApiError::Internal(m) => tracing::error!(error = %m, "internal error"),
             _ => {}
         }

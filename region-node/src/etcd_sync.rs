@@ -10,19 +10,21 @@
 //! While etcd is unreachable the region keeps selling what its Postgres says it holds; it just
 //! receives no new quota.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{
     Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions,
 };
 use quota_shared::keys;
-use quota_shared::model::{ProductSpec, RegionInfo};
+use quota_shared::model::{ProductSpec, RegionInfo, RegionReport, ReleaseRequest};
 use quota_shared::reconcile::grant_increment;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::DbError;
+use crate::release;
 use crate::server::AppState;
 
 /// Why a session ended.
@@ -40,6 +42,21 @@ pub enum SyncError {
     /// The heartbeat lease expired.
     #[error("heartbeat lease lost")]
     LeaseLost,
+    /// Publishing a release failed.
+    #[error(transparent)]
+    Release(#[from] release::ReleaseError),
+}
+
+/// How often the region reports to the coordinator and retries pending releases.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+/// Time constant of the demand EWMA: short enough to follow a demand shift within a second.
+const DEMAND_TAU_S: f64 = 0.5;
+
+/// Per-product demand estimate (purchase attempts per second, exponentially weighted).
+struct Demand {
+    last_attempts: u64,
+    last_at: Instant,
+    rate: f64,
 }
 
 /// The background task keeping the region in sync with etcd.
@@ -138,6 +155,35 @@ impl EtcdSync {
         for kv in grants.kvs() {
             self.apply_grant_kv(&mut client, kv).await?;
         }
+        // Releases: re-publish R from Postgres (a crash may have left it unpublished), then
+        // pick up every outstanding request.
+        for product_id in self.st.catalog.ids() {
+            let v = release::released_in_pg(&self.st, product_id).await?;
+            release::publish(&mut client, &region, product_id, &v).await?;
+        }
+        let mut pending: HashMap<i64, ReleaseRequest> = HashMap::new();
+        let reqs = client
+            .get(
+                keys::release_requests_prefix(&region),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await?;
+        let reqs_rev = reqs.header().map(|h| h.revision()).unwrap_or(0);
+        for kv in reqs.kvs() {
+            if let Some((p, r)) = parse_release_request(kv) {
+                pending.insert(p, r);
+            }
+        }
+        let mut release_watch = client
+            .watch(
+                keys::release_requests_prefix(&region),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(reqs_rev + 1),
+                ),
+            )
+            .await?;
         let mut spec_watch = client
             .watch(
                 keys::products_prefix(),
@@ -163,6 +209,9 @@ impl EtcdSync {
 
         let mut heartbeat =
             tokio::time::interval(Duration::from_millis((self.lease_ttl_s * 1000 / 3) as u64));
+        let mut tick = tokio::time::interval(REPORT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut demand: HashMap<i64, Demand> = HashMap::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -189,6 +238,25 @@ impl EtcdSync {
                         }
                     }
                 }
+                m = release_watch.message() => {
+                    let resp = m?.ok_or_else(|| SyncError::WatchEnded("release stream closed".into()))?;
+                    if resp.canceled() || resp.compact_revision() > 0 {
+                        return Err(SyncError::WatchEnded(format!(
+                            "release watch cancelled: {}", resp.cancel_reason())));
+                    }
+                    for ev in resp.events() {
+                        if let (EventType::Put, Some(kv)) = (ev.event_type(), ev.kv()) {
+                            if let Some((p, r)) = parse_release_request(kv) {
+                                pending.insert(p, r);
+                            }
+                        }
+                    }
+                    self.handle_releases(&mut client, &mut pending).await?;
+                }
+                _ = tick.tick() => {
+                    self.handle_releases(&mut client, &mut pending).await?;
+                    self.report(&mut client, lease, &pending, &mut demand).await?;
+                }
                 m = grant_watch.message() => {
                     let resp = m?.ok_or_else(|| SyncError::WatchEnded("grant stream closed".into()))?;
                     if resp.canceled() || resp.compact_revision() > 0 {
@@ -203,6 +271,83 @@ impl EtcdSync {
                 }
             }
         }
+    }
+
+    /// Handles every pending release request it can; a request that fails (Redis being rebuilt,
+    /// Postgres down) stays pending and is retried on the next tick.
+    async fn handle_releases(
+        &self,
+        client: &mut Client,
+        pending: &mut HashMap<i64, ReleaseRequest>,
+    ) -> Result<(), SyncError> {
+        let region = self.st.region.clone();
+        let ids: Vec<i64> = pending.keys().copied().collect();
+        for product_id in ids {
+            let req = pending[&product_id].clone();
+            match release::handle(&self.st, product_id, &req).await {
+                Ok(_) => {
+                    let v = release::released_in_pg(&self.st, product_id).await?;
+                    release::publish(client, &region, product_id, &v).await?;
+                    if pending.get(&product_id) == Some(&req) {
+                        pending.remove(&product_id);
+                    }
+                }
+                Err(e) => tracing::warn!(product_id, error = %e, "release postponed"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes one report per product on the heartbeat lease (so a dead region's reports
+    /// vanish with it).
+    async fn report(
+        &self,
+        client: &mut Client,
+        lease: i64,
+        pending: &HashMap<i64, ReleaseRequest>,
+        demand: &mut HashMap<i64, Demand>,
+    ) -> Result<(), SyncError> {
+        let now = Instant::now();
+        let at_ms = chrono::Utc::now().timestamp_millis();
+        for product_id in self.st.catalog.ids() {
+            let Some(entry) = self.st.catalog.get(product_id) else {
+                continue;
+            };
+            let Some(q) = entry.quota() else { continue };
+            let attempts = entry.attempts.load(Ordering::Relaxed);
+            let d = demand.entry(product_id).or_insert(Demand {
+                last_attempts: attempts,
+                last_at: now,
+                rate: 0.0,
+            });
+            let dt = now.duration_since(d.last_at).as_secs_f64();
+            if dt > 0.0 {
+                let rate = (attempts - d.last_attempts) as f64 / dt;
+                let alpha = 1.0 - (-dt / DEMAND_TAU_S).exp();
+                d.rate += alpha * (rate - d.rate);
+                d.last_attempts = attempts;
+                d.last_at = now;
+            }
+            metrics::gauge!("quota_demand_per_second", "product" => product_id.to_string())
+                .set(d.rate);
+            let report = RegionReport {
+                granted: q.granted,
+                released: q.released,
+                sold: q.sold,
+                available: q.available(),
+                demand: d.rate,
+                release_in_flight: pending.get(&product_id).map(|r| r.amount).unwrap_or(0),
+                at_ms,
+            };
+            client
+                .put(
+                    keys::region_report(&self.st.region, product_id),
+                    serde_json::to_string(&report).expect("serialisable"),
+                    Some(PutOptions::new().with_lease(lease)),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Applies a `products/{p}/spec` value (other keys under the prefix are ignored).
@@ -269,5 +414,18 @@ impl EtcdSync {
             self.st.reconcile_now.notify_one();
         }
         Ok(())
+    }
+}
+
+/// Parses a `release-requests/{r}/{p}` value.
+fn parse_release_request(kv: &KeyValue) -> Option<(i64, ReleaseRequest)> {
+    let key = String::from_utf8_lossy(kv.key());
+    let product_id = keys::product_id_from_key(&key)?;
+    match serde_json::from_slice::<ReleaseRequest>(kv.value()) {
+        Ok(r) if !r.request_id.is_empty() && r.amount >= 0 => Some((product_id, r)),
+        _ => {
+            tracing::error!(key = %key, "unreadable release request, ignored");
+            None
+        }
     }
 }

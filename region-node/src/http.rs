@@ -34,6 +34,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/products/{product_id}", get(product_handler))
         .route("/v1/orders/{order_id}", get(order_handler))
         .route("/v1/users/{user_id}/orders", get(user_orders_handler))
+        .route("/v1/admin/products/{product_id}/audit", get(audit_handler))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
@@ -170,6 +171,41 @@ async fn user_orders_handler(
     Ok(Json(
         serde_json::json!({ "user_id": user_id, "orders": orders }),
     ))
+}
+
+/// `GET /v1/admin/products/{id}/audit` (bearer token): this region's truth for the
+/// coordinator's conservation audit — the quota row and orders in one snapshot, plus Redis.
+async fn audit_handler(
+    State(st): State<Arc<AppState>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&st.admin_token, presented) {
+        (Some(t), Some(p)) if quota_shared::api::constant_time_eq(t.as_bytes(), p.as_bytes()) => {}
+        _ => return Err(ApiError::Unauthorized),
+    }
+    let product_id = positive_id("product id", &raw_id)?;
+    let row = st
+        .db
+        .audit(product_id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or(ApiError::UnknownProduct(product_id))?;
+    let redis_stock = st.stock.peek(product_id).await.ok().flatten();
+    let in_flight = match st.stock.snapshot(product_id).await {
+        Ok(Some(t)) => Some(t.iter().map(|t| t.quantity).sum::<i64>()),
+        _ => None,
+    };
+    let mut v = serde_json::to_value(&row).expect("serialisable");
+    v["region"] = st.region.clone().into();
+    v["product_id"] = product_id.into();
+    v["redis_stock"] = redis_stock.into();
+    v["redis_in_flight"] = in_flight.into();
+    Ok(Json(v))
 }
 
 /// 200 when Postgres (with current migrations) and Redis answer; etcd is reported but not

@@ -12,7 +12,8 @@
 //!
 //! Background tasks keep the filters honest: [`reconcile`] re-derives Redis from Postgres every
 //! 100 ms (rebuilding it after a flush), and [`etcd_sync`] applies the coordinator's grants
-//! (`g := max(g, G)`) and keeps the region's leased heartbeat. [`server::RegionNode`] wires them.
+//! (`g := max(g, G)`), handles release requests exactly once ([`release`]), reports sold,
+//! available and demand every 100 ms, and keeps the region's leased heartbeat. [`server::RegionNode`] wires them.
 
 pub mod catalog;
 pub mod config;
@@ -25,5 +26,6 @@ pub mod migrate;
 pub mod purchase;
 pub mod ratelimit;
 pub mod reconcile;
+pub mod release;
 pub mod server;
 pub mod stock;

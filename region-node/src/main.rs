@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Serve(cfg) => {
                 let metrics = region_node::metrics::install();
-                let node = RegionNode::new(cfg, metrics)?;
+                let node = RegionNode::new(*cfg, metrics)?;
                 node.run(quota_shared::shutdown::on_signal()).await?;
                 Ok(())
             }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
-use quota_shared::admission::{precheck, AdmitOutcome, PurchaseRequest};
+use quota_shared::admission::{home_region, precheck, AdmitOutcome, PurchaseRequest};
 use quota_shared::reconcile::Ticket;
 use uuid::Uuid;
 
@@ -36,6 +36,12 @@ pub async fn purchase(
         .catalog
         .get(product_id)
         .ok_or(ApiError::UnknownProduct(product_id))?;
+    entry.attempts.fetch_add(1, Ordering::Relaxed);
+    if let Some(home) = home_region(req.user_id, &st.home_regions) {
+        if home != st.region {
+            return Err(ApiError::WrongRegion(home.to_string()));
+        }
+    }
     let spec = entry.spec();
     precheck(&spec, Utc::now(), &req, entry.is_sold_out())?;
 

@@ -117,6 +117,7 @@ impl Reconciler {
             sold: row.get(2),
         };
         let available = q.available();
+        *entry.last_quota.lock().expect("catalog lock poisoned") = Some(q);
         let p = product_id.to_string();
         metrics::gauge!("quota_stock", "product" => p.clone(), "kind" => "available")
             .set(available as f64);

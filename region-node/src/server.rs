@@ -52,6 +52,14 @@ pub struct AppState {
     pub reconcile_now: Notify,
     /// Whether the etcd session is up (reported by `/readyz`).
     pub etcd_connected: AtomicBool,
+    /// Crash-injection point for fault tests (`QUOTA_FAILPOINT`), e.g.
+    /// `crash_after_release_commit`. Unset in production.
+    pub failpoint: Option<String>,
+    /// Bearer token of the region's admin endpoints (audit); `None` disables them.
+    pub admin_token: Option<String>,
+    /// Regions among which each user has one deterministic home (global per-user limit);
+    /// empty = every region sells to everyone.
+    pub home_regions: Vec<String>,
 }
 
 /// One region node: configuration plus the metrics handle, started by [`RegionNode::run`].
@@ -93,6 +101,13 @@ impl RegionNode {
     pub fn new(cfg: ServeConfig, metrics: PrometheusHandle) -> Result<Self, NodeError> {
         quota_shared::model::validate_region_name(&cfg.region)
             .map_err(|e| NodeError::Config(e.0))?;
+        if !cfg.home_regions.is_empty() && !cfg.home_regions.contains(&cfg.region) {
+            return Err(NodeError::Config(format!(
+                "--home-regions ({}) must include this region ({})",
+                cfg.home_regions.join(","),
+                cfg.region
+            )));
+        }
         if cfg.etcd_endpoints.iter().all(|e| e.trim().is_empty()) {
             return Err(NodeError::Config(
                 "at least one etcd endpoint is required".into(),
@@ -135,6 +150,9 @@ impl RegionNode {
             metrics: self.metrics,
             reconcile_now: Notify::new(),
             etcd_connected: AtomicBool::new(false),
+            failpoint: cfg.failpoint.clone().filter(|f| !f.is_empty()),
+            admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
+            home_regions: cfg.home_regions.clone(),
         });
 
         let tasks = shutdown.child_token();

@@ -122,9 +122,10 @@ redis.call('SET', KEYS[4], ARGV[2])
 return 1
 "#;
 
-/// Takes up to ARGV[1] tokens (for a release); reply: tokens taken.
+/// Takes up to ARGV[1] tokens (for a release); reply: tokens taken, or -1 when the state must
+/// be rebuilt first.
 const TAKE: &str = r#"
-if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
 local stock = tonumber(redis.call('GET', KEYS[1]) or '0')
 local n = math.min(stock, tonumber(ARGV[1]))
 if n > 0 then redis.call('DECRBY', KEYS[1], n) end
@@ -310,7 +311,11 @@ impl Stock {
         for k in keys(product_id) {
             inv.key(k);
         }
-        Ok(inv.arg(n).invoke_async(&mut c).await?)
+        let taken: i64 = inv.arg(n).invoke_async(&mut c).await?;
+        if taken < 0 {
+            return Err(StockError("admission state not built yet".into()));
+        }
+        Ok(taken)
     }
 
     /// Current stock (None if the state is not built), for status and tests.

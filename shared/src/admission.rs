@@ -92,6 +92,29 @@ pub fn precheck(
     Ok(())
 }
 
+/// The home region of `user_id` among `regions`, by rendezvous (highest-random-weight)
+/// hashing: deterministic on every node without coordination, uniform, and when a region is
+/// added or removed only the users homed there move. Enforcing "buy only in your home region"
+/// turns the per-user limit into a global one with no cross-region round trip on the hot path.
+pub fn home_region(user_id: i64, regions: &[String]) -> Option<&str> {
+    regions
+        .iter()
+        .max_by_key(|r| (weight(user_id, r), std::cmp::Reverse(r.as_str())))
+        .map(String::as_str)
+}
+
+/// FNV-1a over (user, region), finished with splitmix64 so nearby user ids spread evenly.
+fn weight(user_id: i64, region: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in user_id.to_le_bytes().iter().chain(region.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
 /// What the Redis admission script decided (its reply is `[code, value]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdmitOutcome {
@@ -236,7 +259,40 @@ mod tests {
         assert_eq!(AdmitOutcome::from_reply(9, 0), None);
     }
 
+    #[test]
+    fn home_regions_are_stable_and_spread() {
+        let rs: Vec<String> = ["east", "south", "north"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut counts = std::collections::HashMap::new();
+        for u in 1..=30_000 {
+            let h = home_region(u, &rs).unwrap();
+            assert_eq!(home_region(u, &rs), Some(h), "deterministic");
+            *counts.entry(h).or_insert(0) += 1;
+        }
+        for r in &rs {
+            let c = counts[r.as_str()];
+            assert!((9_000..11_000).contains(&c), "{r}: {c} of 30000");
+        }
+        assert_eq!(home_region(1, &[]), None);
+    }
+
     proptest! {
+        /// Removing a region only moves the users homed there; order of the list is irrelevant.
+        #[test]
+        fn rendezvous_moves_only_the_removed_regions_users(user in 1i64..1_000_000_000) {
+            let all: Vec<String> = ["east", "south", "north", "west"].iter().map(|s| s.to_string()).collect();
+            let home = home_region(user, &all).unwrap().to_string();
+            let mut rev = all.clone();
+            rev.reverse();
+            prop_assert_eq!(home_region(user, &rev), Some(home.as_str()));
+            let without: Vec<String> = all.iter().filter(|r| **r != "west").cloned().collect();
+            if home != "west" {
+                prop_assert_eq!(home_region(user, &without), Some(home.as_str()));
+            }
+        }
+
         /// Any accepted request has a positive user id and a quantity within the limit, and the
         /// window check agrees with the spec.
         #[test]

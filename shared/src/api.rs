@@ -43,3 +43,8 @@ impl ErrorEnvelope {
         self
     }
 }
+
+/// Compares secrets (admin tokens) without leaking, through timing, where they first differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -12,7 +12,11 @@
 //! | `/quota/v1/grants/{r}/{p}` | cumulative grant `G` (decimal) | coordinator |
 //! | `/quota/v1/regions/{r}/info` | [`crate::model::RegionInfo`] JSON | region `r` |
 //! | `/quota/v1/regions/{r}/alive` | heartbeat, attached to a lease | region `r` |
-//! | `/quota/v1/regions/{r}/releases/{p}` | cumulative release `R` (decimal) | region `r` |
+//! | `/quota/v1/release-requests/{r}/{p}` | [`crate::model::ReleaseRequest`] JSON | coordinator |
+//! | `/quota/v1/drain/{r}` | present while region `r` is being drained | coordinator |
+//! | `/quota/v1/coordinator/leader` | election (etcd election API) | coordinators |
+//! | `/quota/v1/regions/{r}/releases/{p}` | [`crate::model::ReleasePublished`] JSON (`R`) | region `r` |
+//! | `/quota/v1/regions/{r}/reports/{p}` | [`crate::model::RegionReport`] JSON, leased | region `r` |
 
 /// Root of every key this project writes; bump the version to change the schema.
 pub const ROOT: &str = "/quota/v1/";
@@ -62,13 +66,43 @@ pub fn region_release(region: &str, product_id: i64) -> String {
     format!("{ROOT}regions/{region}/releases/{product_id}")
 }
 
+/// Prefix of every release request addressed to `region`.
+pub fn release_requests_prefix(region: &str) -> String {
+    format!("{ROOT}release-requests/{region}/")
+}
+
+/// The coordinator's current release request of `product_id` to `region`.
+pub fn release_request(region: &str, product_id: i64) -> String {
+    format!("{ROOT}release-requests/{region}/{product_id}")
+}
+
+/// Present while the operator drains `region` (no grants; everything unsold is released).
+pub fn drain(region: &str) -> String {
+    format!("{ROOT}drain/{region}")
+}
+
+/// Prefix of every drain marker.
+pub fn drains_prefix() -> String {
+    format!("{ROOT}drain/")
+}
+
+/// Name of the coordinators' election.
+pub fn election() -> String {
+    format!("{ROOT}coordinator/leader")
+}
+
+/// The region's latest report on `product_id` (attached to its heartbeat lease).
+pub fn region_report(region: &str, product_id: i64) -> String {
+    format!("{ROOT}regions/{region}/reports/{product_id}")
+}
+
 /// Parses the product id out of a `products/{p}/spec` or `grants/{r}/{p}` key.
 pub fn product_id_from_key(key: &str) -> Option<i64> {
     let rest = key.strip_prefix(ROOT)?;
     let mut parts = rest.split('/');
     match parts.next()? {
         "products" => parts.next()?.parse().ok().filter(|p: &i64| *p > 0),
-        "grants" => {
+        "grants" | "release-requests" => {
             let _region = parts.next()?;
             parts.next()?.parse().ok().filter(|p: &i64| *p > 0)
         }
@@ -99,6 +133,9 @@ mod tests {
         assert_eq!(region_from_key(&region_alive("north")), Some("north"));
         assert_eq!(region_from_key(&region_release("south", 3)), Some("south"));
         assert!(grant("east", 1).starts_with(&grants_prefix("east")));
+        assert_eq!(product_id_from_key(&release_request("east", 9)), Some(9));
+        assert!(release_request("east", 9).starts_with(&release_requests_prefix("east")));
+        assert_eq!(region_from_key(&region_report("east", 9)), Some("east"));
         assert!(!grant("east", 1).starts_with(&grants_prefix("eas")));
     }
 }

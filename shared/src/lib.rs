@@ -6,6 +6,7 @@
 //!   conservation identity the audit checks.
 //! * [`admission`] — the pure request checks a region applies before touching Redis.
 //! * [`reconcile`] — the pure arithmetic that re-derives Redis admission stock from Postgres.
+//! * [`policy`] — the pure rebalance policy: which grants and releases the coordinator issues.
 //! * [`config`] — config-file loading shared by every binary (`--config FILE`).
 //! * [`api`] — the JSON error envelope every HTTP service answers with.
 //!
@@ -17,6 +18,7 @@ pub mod config;
 pub mod keys;
 pub mod ledger;
 pub mod model;
+pub mod policy;
 pub mod reconcile;
 pub mod shutdown;
 pub mod telemetry;

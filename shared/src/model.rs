@@ -111,6 +111,52 @@ pub struct Ledger {
     /// Cumulative grant `G` per region.
     #[serde(default)]
     pub granted: BTreeMap<String, i64>,
+    /// The rebalance policy.
+    #[serde(default)]
+    pub policy: crate::policy::PolicyKind,
+    /// The operator's static split (units each region should hold), used by `Policy::Static`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub static_split: BTreeMap<String, i64>,
+}
+
+/// A request from the coordinator that a region give back up to `amount` unsold units.
+/// A region handles each `request_id` exactly once (recorded in its Postgres).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReleaseRequest {
+    /// Unique per request; the region's exactly-once key.
+    pub request_id: String,
+    /// Most units to release (the region releases what it still has unsold, up to this).
+    pub amount: i64,
+}
+
+/// A region's published cumulative release `R`, and the last request it handled (so the
+/// coordinator knows when it may ask again).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReleasePublished {
+    /// Cumulative units released (`R`); only grows.
+    pub released: i64,
+    /// The most recent request handled.
+    #[serde(default)]
+    pub last_request: Option<String>,
+}
+
+/// What a region reports about one product, at least every 100 ms, on its heartbeat lease.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RegionReport {
+    /// Grants applied (`g`).
+    pub granted: i64,
+    /// Units released (`rel`).
+    pub released: i64,
+    /// Units sold.
+    pub sold: i64,
+    /// Units the region can still sell (`g − rel − sold`).
+    pub available: i64,
+    /// Recent purchase attempts per second (EWMA, rejected attempts included).
+    pub demand: f64,
+    /// Release requests received but not yet published.
+    pub release_in_flight: i64,
+    /// Unix milliseconds when the report was made.
+    pub at_ms: i64,
 }
 
 /// A region's self-registration, written once when its node starts.

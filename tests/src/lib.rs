@@ -1165,7 +1165,12 @@ pub struct RegionStack {
 /// processes are killed before `dir` (logs, data) is removed.
 pub struct Cluster {
     pub regions: Vec<RegionStack>,
-    pub coordinator: Coordinator,
+    /// Coordinator instances (`coordinator-1…`); one of them leads.
+    pub coordinators: Vec<Coordinator>,
+    /// The admin token every coordinator and region node shares.
+    pub admin_token: String,
+    /// The coordinator `quotactl` talks to, when a test chose one.
+    pub coordinator_url: std::sync::Mutex<Option<String>>,
     pub etcd: Etcd,
     pub dir: TempDir,
 }
@@ -1181,6 +1186,16 @@ impl Cluster {
     /// etcd and each region's Redis/Postgres start concurrently (initdb is
     /// the slow part), then the coordinator, then all nodes concurrently.
     pub async fn start_with(regions: &[&str], node_extra_args: &[&str]) -> Cluster {
+        Self::start_full(regions, node_extra_args, 1, &[]).await
+    }
+
+    /// Start a cluster with `coordinators` instances, each given `coordinator_args`.
+    pub async fn start_full(
+        regions: &[&str],
+        node_extra_args: &[&str],
+        coordinators: usize,
+        coordinator_args: &[&str],
+    ) -> Cluster {
         assert!(!regions.is_empty(), "a cluster needs at least one region");
         let dir = test_dir();
         let d = dir.path();
@@ -1195,12 +1210,20 @@ impl Cluster {
         let (etcd, stores) = tokio::join!(Etcd::start_named(d, "etcd"), stores);
 
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
-        let coordinator =
-            Coordinator::start(d, "coordinator-1", &etcd.endpoint, &admin_token, &[]).await;
+        let mut coords = Vec::new();
+        for i in 1..=coordinators.max(1) {
+            let id = format!("coordinator-{i}");
+            coords.push(
+                Coordinator::start(d, &id, &etcd.endpoint, &admin_token, coordinator_args).await,
+            );
+        }
+        let mut node_args: Vec<&str> = vec!["--admin-token", &admin_token];
+        node_args.extend_from_slice(node_extra_args);
+        let node_args = &node_args;
 
         let nodes =
             futures::future::join_all(regions.iter().zip(&stores).map(|(r, (redis, pg))| {
-                Node::start(d, r, &etcd.endpoint, &redis.url, &pg.url, node_extra_args)
+                Node::start(d, r, &etcd.endpoint, &redis.url, &pg.url, node_args)
             }))
             .await;
 
@@ -1217,7 +1240,9 @@ impl Cluster {
             .collect();
         Cluster {
             regions,
-            coordinator,
+            coordinators: coords,
+            admin_token,
+            coordinator_url: std::sync::Mutex::new(None),
             etcd,
             dir,
         }
@@ -1239,19 +1264,41 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no region {name:?} in this cluster"))
     }
 
+    /// The first coordinator instance still running (any instance answers; writes are
+    /// forwarded to the leader).
+    pub fn coordinator(&self) -> &Coordinator {
+        self.coordinators
+            .iter()
+            .find(|c| c.proc.pid().is_some_and(pid_alive))
+            .unwrap_or(&self.coordinators[0])
+    }
+
+    /// Run `quotactl <args>` against one particular coordinator instance.
+    pub fn quotactl_via(&self, coordinator_url: &str, args: &[&str]) -> Output {
+        Command::new(bin_path("quotactl"))
+            .args(args)
+            .env("COORDINATOR_URL", coordinator_url)
+            .env("ADMIN_TOKEN", &self.admin_token)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run quotactl")
+    }
+
     /// Run `quotactl <args>` against this cluster's coordinator.
     ///
     /// Runs in the temp dir so a developer's `target/cluster/cluster.env`
     /// can never be picked up by accident.
     pub fn quotactl(&self, args: &[&str]) -> Output {
-        Command::new(bin_path("quotactl"))
-            .args(args)
-            .env("COORDINATOR_URL", &self.coordinator.url)
-            .env("ADMIN_TOKEN", &self.coordinator.admin_token)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run quotactl")
+        let url = self.coordinator_url.lock().unwrap().clone();
+        let url = url.unwrap_or_else(|| self.coordinator().url.clone());
+        self.quotactl_via(&url, args)
+    }
+
+    /// Points `quotactl` at one coordinator (e.g. away from one a test has paused);
+    /// `None` restores the default (the first one running).
+    pub fn use_coordinator(&self, url: Option<&str>) {
+        *self.coordinator_url.lock().unwrap() = url.map(str::to_string);
     }
 
     /// A Postgres client on region `region`'s `quota` database.

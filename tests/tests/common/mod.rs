@@ -287,3 +287,47 @@ pub async fn drain(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Runs `quotactl` and parses its `--json` output; panics with stderr on failure.
+pub fn quotactl_json(c: &Cluster, args: &[&str]) -> Value {
+    let mut a: Vec<&str> = args.to_vec();
+    a.push("--json");
+    let out = c.quotactl(&a);
+    assert!(
+        out.status.success(),
+        "quotactl {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("quotactl --json prints JSON")
+}
+
+/// Runs `quotactl audit` until it exits 0 (regions report and settle asynchronously), and
+/// returns the JSON report; panics with the last report after 30 s.
+pub async fn audit_ok(c: &Cluster, product: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.quotactl(&["audit", &product.to_string(), "--json"]);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "audit never passed (exit {:?}): {}{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Σ sold over regions, from each region's Postgres.
+pub async fn total_sold(c: &Cluster, regions: &[&str], product: i64) -> i64 {
+    let mut sum = 0;
+    for r in regions {
+        sum += truth(&c.pg_client(r).await, product).await.sold;
+    }
+    sum
+}

@@ -1,0 +1,143 @@
+//! Leader election and the leader's rebalance loop.
+//!
+//! Each instance holds a lease (TTL default 2 s, kept alive every TTL/3) and campaigns in the
+//! etcd election with `{id, url}`. The winner installs its *fence* (election key + create
+//! revision) in the [`Store`], so every ledger write it makes compares that key; then it runs
+//! a rebalance round per product every period (default 100 ms). If the lease is lost (process
+//! paused, partitioned, etcd unreachable) the key disappears, a standby wins, and any write the
+//! old leader still attempts fails the fence compare — it notices, drops its fence and
+//! campaigns again. A standby carries on from etcd alone: the ledger holds all state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quota_shared::keys;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CoordError;
+use crate::ops::Ops;
+use crate::store::{Fence, LeaderValue};
+
+/// The election participant and, while leading, the rebalancer.
+pub struct Leader {
+    ops: Arc<Ops>,
+    value: LeaderValue,
+    lease_ttl_s: i64,
+    period: Duration,
+}
+
+impl Leader {
+    /// A participant announcing `value`.
+    pub fn new(ops: Arc<Ops>, value: LeaderValue, lease_ttl_s: i64, period: Duration) -> Self {
+        Leader {
+            ops,
+            value,
+            lease_ttl_s: lease_ttl_s.max(1),
+            period,
+        }
+    }
+
+    /// Campaigns, leads, and campaigns again after losing, until shutdown.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let r = self.term(&shutdown).await;
+            self.ops.store.set_fence(None);
+            match r {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "leadership term ended"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+            }
+        }
+    }
+
+    async fn term(&self, shutdown: &CancellationToken) -> Result<(), CoordError> {
+        let mut c = self.ops.store.client();
+        let lease = c.lease_grant(self.lease_ttl_s, None).await?.id();
+        let (mut keeper, mut acks) = c.lease_keep_alive(lease).await?;
+        let lost = CancellationToken::new();
+        let lost2 = lost.clone();
+        let every = Duration::from_millis((self.lease_ttl_s * 1000 / 3) as u64);
+        let keepalive = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let ok = keeper.keep_alive().await.is_ok()
+                    && matches!(
+                        tokio::time::timeout(every, acks.message()).await,
+                        Ok(Ok(Some(r))) if r.ttl() > 0
+                    );
+                if !ok {
+                    lost2.cancel();
+                    return;
+                }
+            }
+        });
+        let _stop_keepalive = AbortOnDrop(keepalive);
+        let value = serde_json::to_string(&self.value).expect("serialisable");
+
+        let key = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = c.lease_revoke(lease).await;
+                    return Ok(());
+                }
+                _ = lost.cancelled() => return Err(CoordError::Unavailable("lease lost while campaigning".into())),
+                r = c.campaign(keys::election(), value.clone(), lease) => match r {
+                    Ok(mut resp) => match resp.take_leader() {
+                        Some(k) => break k,
+                        None => continue,
+                    },
+                    // The request timeout fires while another instance leads: campaign again
+                    // (same lease, same election key).
+                    Err(e) if e.to_string().contains("timeout") || e.to_string().contains("deadline") => continue,
+                    Err(e) => return Err(e.into()),
+                },
+            }
+        };
+        self.ops.store.set_fence(Some(Fence {
+            key: key.key().to_vec(),
+            rev: key.rev(),
+        }));
+        tracing::info!(id = %self.value.id, "leading");
+
+        let mut tick = tokio::time::interval(self.period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ids: Vec<i64> = Vec::new();
+        let mut ids_age = 0u32;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.ops.store.set_fence(None);
+                    let _ = c.resign(Some(etcd_client::ResignOptions::new().with_leader(key))).await;
+                    let _ = c.lease_revoke(lease).await;
+                    return Ok(());
+                }
+                _ = lost.cancelled() => return Err(CoordError::Unavailable("lease lost while leading".into())),
+                _ = tick.tick() => {
+                    if ids_age == 0 {
+                        ids = self.ops.store.product_ids().await?;
+                    }
+                    ids_age = (ids_age + 1) % 10;
+                    for id in &ids {
+                        match self.ops.round(*id).await {
+                            Ok(_) => {}
+                            Err(CoordError::NotLeader) => return Err(CoordError::NotLeader),
+                            Err(e) => tracing::warn!(product_id = id, error = %e, "rebalance round failed"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped (the keep-alive of a finished term).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,168 @@
+//! Releases: giving unsold quota back to the pool, exactly once per request.
+//!
+//! Steps for a request `(id, amount)` on product `p`, in one Postgres transaction:
+//!
+//! 1. lock the quota row (`FOR UPDATE`): no purchase of `p` commits and no reconciliation runs
+//!    until step 4;
+//! 2. if `quota_releases` already has `id`, stop (already handled: exactly once);
+//! 3. take up to `amount` tokens out of Redis (so no new buyer is admitted against them);
+//! 4. record `id` and `rel += taken`, commit.
+//!
+//! Then publish `R := rel` to etcd ([`publish`], a compare-and-swap that never lowers `R`).
+//!
+//! Safety: Redis holds at most `available − uncommitted in-flight` tokens (reconciler
+//! invariant), and `taken ≤` those tokens, so after step 4 every purchase already admitted can
+//! still commit (`g − rel − sold ≥` what is in flight) and the CHECK constraint holds. A crash
+//! after 3 but before 4 loses only Redis tokens, which the next reconciliation restores
+//! (`available` did not change); the request is retried and handled then. A crash after 4 but
+//! before the publish leaves `rel − R` units "in transit" — counted by the audit, never granted
+//! twice — and every etcd session starts by re-publishing `R` from Postgres.
+
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use quota_shared::keys;
+use quota_shared::model::{ReleasePublished, ReleaseRequest};
+
+use crate::db::DbError;
+use crate::server::AppState;
+use crate::stock::StockError;
+
+/// A release could not be handled now; it is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// Postgres failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Redis failed or is being rebuilt.
+    #[error(transparent)]
+    Stock(#[from] StockError),
+    /// etcd failed while publishing.
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+}
+
+impl From<tokio_postgres::Error> for ReleaseError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ReleaseError::Db(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ReleaseError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ReleaseError::Db(e.into())
+    }
+}
+
+/// Handles one request (steps 1–4). Returns the units released now (0 when already handled).
+pub async fn handle(
+    st: &AppState,
+    product_id: i64,
+    req: &ReleaseRequest,
+) -> Result<i64, ReleaseError> {
+    let mut conn = st.db.pool().get().await?;
+    let tx = conn.transaction().await?;
+    let Some(row) = tx
+        .query_opt(
+            "SELECT granted - released - sold FROM region_quota WHERE product_id = $1 FOR UPDATE",
+            &[&product_id],
+        )
+        .await?
+    else {
+        return Ok(0);
+    };
+    let available: i64 = row.get(0);
+    let handled = tx
+        .query_opt(
+            "SELECT 1 FROM quota_releases WHERE request_id = $1",
+            &[&req.request_id],
+        )
+        .await?
+        .is_some();
+    if handled {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let want = req.amount.clamp(0, available.max(0));
+    let taken = if want > 0 {
+        st.stock.take(product_id, want).await?
+    } else {
+        0
+    };
+    tx.execute(
+        "INSERT INTO quota_releases (request_id, product_id, requested, released)
+         VALUES ($1, $2, $3, $4)",
+        &[&req.request_id, &product_id, &req.amount.max(0), &taken],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE region_quota SET released = released + $2, updated_at = now() WHERE product_id = $1",
+        &[&product_id, &taken],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(product_id, request = %req.request_id, asked = req.amount, taken, "released");
+    if st.failpoint.as_deref() == Some("crash_after_release_commit") {
+        tracing::error!("failpoint crash_after_release_commit: aborting");
+        std::process::abort();
+    }
+    Ok(taken)
+}
+
+/// What Postgres says this region has released of `product_id`, and the last request handled.
+pub async fn released_in_pg(
+    st: &AppState,
+    product_id: i64,
+) -> Result<ReleasePublished, ReleaseError> {
+    let c = st.db.pool().get().await?;
+    let row = c
+        .query_one(
+            "SELECT q.released,
+                    (SELECT request_id FROM quota_releases r WHERE r.product_id = q.product_id
+                      ORDER BY created_at DESC, request_id DESC LIMIT 1)
+               FROM region_quota q WHERE q.product_id = $1",
+            &[&product_id],
+        )
+        .await?;
+    Ok(ReleasePublished {
+        released: row.get(0),
+        last_request: row.get(1),
+    })
+}
+
+/// Publishes `R` to etcd unless etcd already has it (or more): a compare-and-swap on the key's
+/// revision, so `R` never goes backwards even if two publishers race.
+pub async fn publish(
+    client: &mut Client,
+    region: &str,
+    product_id: i64,
+    value: &ReleasePublished,
+) -> Result<bool, ReleaseError> {
+    let key = keys::region_release(region, product_id);
+    for _ in 0..5 {
+        let resp = client.get(key.clone(), None).await?;
+        let (current, rev) = match resp.kvs().first() {
+            Some(kv) => (
+                serde_json::from_slice::<ReleasePublished>(kv.value()).unwrap_or_default(),
+                kv.mod_revision(),
+            ),
+            None => (ReleasePublished::default(), 0),
+        };
+        if current.released > value.released
+            || (current.released == value.released && current.last_request == value.last_request)
+        {
+            return Ok(false);
+        }
+        let cmp = if rev == 0 {
+            Compare::create_revision(key.clone(), CompareOp::Equal, 0)
+        } else {
+            Compare::mod_revision(key.clone(), CompareOp::Equal, rev)
+        };
+        let json = serde_json::to_string(value).expect("serialisable");
+        let txn = Txn::new()
+            .when(vec![cmp])
+            .and_then(vec![TxnOp::put(key.clone(), json, None)]);
+        if client.txn(txn).await?.succeeded() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,523 @@
+//! Issue 3: the coordinator — ledger, election, rebalancing, releases, audits — against real
+//! etcd, Redis and Postgres.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use quota_tests::Cluster;
+use serde_json::Value;
+
+const P: i64 = 1001;
+const REGIONS: [&str; 3] = ["east", "south", "north"];
+
+/// Buyers arrive open-loop at `rates` (per second, per region) with fresh user ids until the
+/// product is sold out everywhere (or `limit` elapses). Returns every outcome per region.
+async fn sale(
+    c: &Cluster,
+    rates: &[(&str, u32)],
+    limit: Duration,
+    next_user: Arc<AtomicI64>,
+) -> HashMap<String, Vec<Outcome>> {
+    let client = http();
+    let started = Instant::now();
+    let mut handles: Vec<(String, tokio::task::JoinHandle<Outcome>)> = Vec::new();
+    let tick = Duration::from_millis(20);
+    let mut owed: HashMap<&str, f64> = HashMap::new();
+    let mut sold_out_checks = 0u32;
+    while started.elapsed() < limit {
+        for (region, rate) in rates {
+            let due = owed.entry(region).or_insert(0.0);
+            *due += f64::from(*rate) * tick.as_secs_f64();
+            while *due >= 1.0 {
+                *due -= 1.0;
+                let user = next_user.fetch_add(1, Ordering::Relaxed);
+                let url = c.region(region).node.url.clone();
+                let cl = client.clone();
+                handles.push((
+                    region.to_string(),
+                    tokio::spawn(async move { buy(&cl, &url, P, user).await }),
+                ));
+            }
+        }
+        tokio::time::sleep(tick).await;
+        sold_out_checks += 1;
+        if sold_out_checks.is_multiple_of(25) {
+            let names: Vec<&str> = rates.iter().map(|(r, _)| *r).collect();
+            let sold = total_sold(c, &names, P).await;
+            let total = quotactl_json(c, &["product", "show", &P.to_string()])["total"]
+                .as_i64()
+                .unwrap();
+            if sold >= total {
+                break;
+            }
+        }
+    }
+    let mut out: HashMap<String, Vec<Outcome>> = HashMap::new();
+    for (r, h) in handles {
+        out.entry(r).or_default().push(h.await.unwrap());
+    }
+    out
+}
+
+/// 3 regions, 1,000 units split evenly, demand 70/20/10 from more buyers than units: the sale
+/// sells out completely (0 stranded), nothing is oversold, the audit passes, and the hot
+/// region sold more than its initial share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn demand_rebalancing_sells_out_completely() {
+    let c = Cluster::start(&REGIONS).await;
+    create_sale(&c, P, 1000, "east=334,south=333,north=333").await;
+    let users = Arc::new(AtomicI64::new(1));
+    let started = Instant::now();
+    let out = sale(
+        &c,
+        &[("east", 350), ("south", 100), ("north", 50)],
+        Duration::from_secs(60),
+        users,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let mut sold = HashMap::new();
+    for r in REGIONS {
+        let pg = c.pg_client(r).await;
+        let t = truth(&pg, P).await;
+        assert_safe(&t, &out[r]);
+        eprintln!(
+            "{r}: sold {} of its initial share ~333; answers {:?}",
+            t.sold,
+            by_status(&out[r])
+        );
+        sold.insert(r, t.sold);
+    }
+    let total: i64 = sold.values().sum();
+    eprintln!("sold out {total} units in {elapsed:?}");
+    assert_eq!(total, 1000, "0 stranded and 0 oversold");
+    assert!(
+        sold["east"] > 334,
+        "the hot region must receive quota: {sold:?}"
+    );
+    let audit = audit_ok(&c, P).await;
+    assert_eq!(audit["products"][0]["sold"], 1000);
+    assert_eq!(audit["products"][0]["pool"], 0);
+}
+
+/// Kill -9 the leading coordinator mid-sale: the standby takes over from etcd alone and the
+/// books still balance exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_failover_mid_sale() {
+    let mut c = Cluster::start_full(&["east", "south"], &[], 2, &[]).await;
+    create_sale(&c, P, 400, "east=200,south=200").await;
+    let leader = quotactl_json(&c, &["status"])["leader"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let users = Arc::new(AtomicI64::new(1));
+    let first = sale(
+        &c,
+        &[("east", 200), ("south", 20)],
+        Duration::from_secs(1),
+        users.clone(),
+    )
+    .await;
+    let idx = c.coordinators.iter().position(|x| x.id == leader).unwrap();
+    c.coordinators[idx].kill9();
+    let killed_at = Instant::now();
+    wait_for("a standby to lead", || async {
+        let s = quotactl_json(&c, &["status"]);
+        s["leader"].as_str().is_some_and(|l| l != leader)
+    })
+    .await;
+    eprintln!("standby leads {:?} after the kill", killed_at.elapsed());
+    let rest = sale(
+        &c,
+        &[("east", 200), ("south", 20)],
+        Duration::from_secs(40),
+        users,
+    )
+    .await;
+    for r in ["east", "south"] {
+        let mut all = first.get(r).cloned().unwrap_or_default();
+        all.extend(rest.get(r).cloned().unwrap_or_default());
+        assert_safe(&truth(&c.pg_client(r).await, P).await, &all);
+    }
+    assert_eq!(total_sold(&c, &["east", "south"], P).await, 400);
+    audit_ok(&c, P).await;
+}
+
+/// A region node killed between its Postgres release and its etcd publish: the released units
+/// are "in transit" (never granted twice), and after a restart the region re-publishes and the
+/// books balance exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn region_crash_between_release_and_publish() {
+    let mut c = Cluster::start(&["east", "south"]).await;
+    create_sale(&c, P, 100, "east=60,south=40").await;
+    // Restart east with the crash point armed.
+    {
+        let east = &mut c.region_mut("east").node;
+        east.stop().await;
+        let extra = ["--failpoint", "crash_after_release_commit"];
+        east.proc.spec = east.proc.spec.clone().args(extra);
+        east.start_again().await;
+    }
+    let _ = quotactl_json(&c, &["quota", "policy", &P.to_string(), "static"]);
+    let out = c.quotactl(&["region", "drain", "east"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("east to crash at the failpoint", || {
+        let running = c
+            .region("east")
+            .node
+            .proc
+            .pid()
+            .is_some_and(quota_tests::pid_alive);
+        async move { !running }
+    })
+    .await;
+    // Postgres has the release, etcd does not: the units are in transit, not in the pool.
+    let t = truth(&c.pg_client("east").await, P).await;
+    assert_eq!(t.released, 60, "{t:?}");
+    let shown = quotactl_json(&c, &["product", "show", &P.to_string()]);
+    assert_eq!(
+        shown["pool"], 0,
+        "unpublished releases must not reach the pool: {shown}"
+    );
+    // The audit cannot read east: exit 2, naming it.
+    let out = c.quotactl(&["audit", &P.to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("east"));
+    // Restart without the failpoint: it re-publishes R, and the books balance.
+    let _ = quotactl_json(&c, &["region", "drain", "east", "--stop"]);
+    let _ = quotactl_json(&c, &["quota", "policy", &P.to_string(), "demand"]);
+    {
+        let east = &mut c.region_mut("east").node;
+        let args: Vec<String> = east.proc.spec.args.clone();
+        east.proc.spec.args = args[..args.len() - 2].to_vec();
+        east.start_again().await;
+    }
+    let audit = audit_ok(&c, P).await;
+    let east = &audit["products"][0]["regions"]["east"];
+    assert_eq!(east["release_in_transit"], 0, "{audit}");
+    assert_eq!(east["released_published"], 60);
+    // Nothing was lost or duplicated: the 60 units are sellable again somewhere.
+    let users = Arc::new(AtomicI64::new(1));
+    let _ = sale(&c, &[("south", 100)], Duration::from_secs(30), users).await;
+    let total = total_sold(&c, &["east", "south"], P).await;
+    assert_eq!(total, 100, "every unit sells exactly once");
+    audit_ok(&c, P).await;
+}
+
+/// Two coordinators that both believe they lead: the deposed one (paused past its lease, then
+/// resumed) cannot write — its fenced transactions fail — and the books stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paused_leader_is_fenced() {
+    let c = Cluster::start_full(&["east", "south"], &[], 2, &[]).await;
+    create_sale(&c, P, 200, "east=100,south=100").await;
+    let leader = quotactl_json(&c, &["status"])["leader"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old = c.coordinators.iter().find(|x| x.id == leader).unwrap();
+    let standby = c.coordinators.iter().find(|x| x.id != leader).unwrap();
+    c.use_coordinator(Some(&standby.url));
+    let pid = old.proc.pid().unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    wait_for("the standby to lead", || async {
+        quotactl_json(&c, &["status"])["leader"]
+            .as_str()
+            .is_some_and(|l| l != leader)
+    })
+    .await;
+    // Meanwhile demand shifts: the new leader moves quota.
+    let users = Arc::new(AtomicI64::new(1));
+    let _ = sale(&c, &[("east", 150)], Duration::from_secs(2), users.clone()).await;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    // The old leader resumes believing it leads; its next write must be refused by the fence.
+    let old_url = old.url.clone();
+    let client = reqwest::Client::new();
+    let resp = client
+        .put(format!("{old_url}/v1/admin/products/{P}/policy"))
+        .bearer_auth(&c.admin_token)
+        .json(&serde_json::json!({"policy": "even"}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    // Either it already knew it was deposed and forwarded to the new leader (200), or its
+    // fenced write failed (503 not_leader). What it must never do is write on its own.
+    assert!(matches!(status, 200 | 503), "unexpected {status}");
+    wait_for("the old leader to step down", || {
+        let u = format!("{old_url}/readyz");
+        async move {
+            let v: Value = reqwest::get(u).await.unwrap().json().await.unwrap();
+            v["leader"] == false
+        }
+    })
+    .await;
+    let _ = sale(
+        &c,
+        &[("east", 150), ("south", 50)],
+        Duration::from_secs(30),
+        users,
+    )
+    .await;
+    assert_eq!(total_sold(&c, &["east", "south"], P).await, 200);
+    audit_ok(&c, P).await;
+}
+
+/// The fence itself, against real etcd: a store whose election key is gone cannot write, and
+/// the ledger is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_write_is_rejected_by_etcd() {
+    use coordinator::store::{Fence, Store};
+    let dir = quota_tests::test_dir();
+    let etcd = quota_tests::Etcd::start(dir.path()).await;
+    let endpoints = vec![etcd.endpoint.clone()];
+    let old = Store::connect(&endpoints).await.unwrap();
+    let new = Store::connect(&endpoints).await.unwrap();
+    let mut c = old.client();
+    let election = quota_shared::keys::election();
+    // Old leader wins, then its lease is revoked (as if it expired while paused).
+    let lease_a = c.lease_grant(30, None).await.unwrap().id();
+    let mut won = c.campaign(election.clone(), "{}", lease_a).await.unwrap();
+    let key_a = won.take_leader().unwrap();
+    old.set_fence(Some(Fence {
+        key: key_a.key().to_vec(),
+        rev: key_a.rev(),
+    }));
+    let now = chrono::Utc::now();
+    let spec = quota_shared::model::ProductSpec {
+        product_id: 7,
+        name: "x".into(),
+        total: 10,
+        price: rust_decimal::Decimal::ONE,
+        original_price: rust_decimal::Decimal::ONE,
+        start_time: now,
+        end_time: now + chrono::Duration::hours(1),
+        per_user_limit: 1,
+    };
+    let ledger = quota_shared::model::Ledger {
+        total: 10,
+        ..Default::default()
+    };
+    old.create(&spec, &ledger)
+        .await
+        .expect("the leader can write");
+    c.lease_revoke(lease_a).await.unwrap();
+    let mut c2 = new.client();
+    let lease_b = c2.lease_grant(30, None).await.unwrap().id();
+    let mut won = c2.campaign(election, "{}", lease_b).await.unwrap();
+    let key_b = won.take_leader().unwrap();
+    new.set_fence(Some(Fence {
+        key: key_b.key().to_vec(),
+        rev: key_b.rev(),
+    }));
+    // The deposed store still holds its fence; etcd refuses its write.
+    let read = old.read(7).await.unwrap();
+    let mut bigger = read.ledger.clone();
+    bigger.granted.insert("east".into(), 10);
+    let err = old
+        .write(&read, &bigger, None, &Default::default())
+        .await
+        .expect_err("a deposed leader must not write");
+    assert!(
+        matches!(err, coordinator::error::CoordError::NotLeader),
+        "{err}"
+    );
+    assert!(!old.is_leader(), "it steps down");
+    assert_eq!(
+        new.read(7).await.unwrap().ledger,
+        read.ledger,
+        "ledger untouched"
+    );
+    // The new leader can.
+    assert!(new
+        .write(&read, &bigger, None, &Default::default())
+        .await
+        .unwrap());
+}
+
+/// A region cut off from etcd keeps selling its own quota, and rejoins cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn region_cut_off_from_etcd_keeps_selling() {
+    let mut c = Cluster::start(&["east"]).await;
+    create_sale(&c, P, 50, "east=50").await;
+    c.etcd.stop().await;
+    let out = buy_all(&c.region("east").node.url, P, (1..=30).collect(), 10).await;
+    assert_eq!(
+        by_status(&out).get(&201),
+        Some(&30),
+        "{:?}",
+        by_status(&out)
+    );
+    c.etcd.start_again().await;
+    wait_for("east to rejoin", || async {
+        let out = c.quotactl(&["region", "list", "--json"]);
+        out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout).unwrap()[0]["alive"] == true
+    })
+    .await;
+    let out2 = buy_all(&c.region("east").node.url, P, (31..=80).collect(), 10).await;
+    assert_eq!(by_status(&out2).get(&201), Some(&20));
+    let audit = audit_ok(&c, P).await;
+    assert_eq!(audit["products"][0]["sold"], 50);
+}
+
+/// Global per-user limit with home regions: a purchase outside the user's home region is
+/// answered 421 naming it, and the audit finds no user over the limit across regions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_region_enforces_the_global_per_user_limit() {
+    let c = Cluster::start_with(&["east", "south"], &["--home-regions", "east,south"]).await;
+    create_sale(&c, P, 100, "east=50,south=50").await;
+    let regions = vec!["east".to_string(), "south".to_string()];
+    let client = http();
+    for user in 1..=20i64 {
+        let home = quota_shared::admission::home_region(user, &regions).unwrap();
+        let away = if home == "east" { "south" } else { "east" };
+        let o = buy(&client, &c.region(away).node.url, P, user).await;
+        assert_eq!(o.status, 421, "user {user} away from {home}");
+        let resp: Value = client
+            .post(format!(
+                "{}/v1/products/{P}/purchase",
+                c.region(away).node.url
+            ))
+            .json(&serde_json::json!({"user_id": user}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(resp["error"]["home_region"], home);
+        assert_eq!(
+            buy(&client, &c.region(home).node.url, P, user).await.status,
+            201
+        );
+    }
+    audit_ok(&c, P).await;
+}
+
+/// quotactl bad input: clear message, non-zero exit, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotactl_bad_input_changes_nothing() {
+    let c = Cluster::start(&["east", "south"]).await;
+    create_sale(&c, P, 100, "east=50,south=50").await;
+    let before = quotactl_json(&c, &["product", "list"]);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["product", "show", "999"], 1, "unknown product"),
+        (
+            &[
+                "product", "create", "5", "--name", "x", "--total", "-5", "--price", "1",
+            ],
+            2,
+            "total",
+        ),
+        (
+            &[
+                "product",
+                "create",
+                "5",
+                "--name",
+                "x",
+                "--total",
+                "10",
+                "--price",
+                "1",
+                "--split",
+                "east=8,south=8",
+            ],
+            1,
+            "more than the total",
+        ),
+        (
+            &[
+                "product", "create", "5", "--name", "x", "--total", "10", "--price", "1",
+                "--split", "west=1",
+            ],
+            1,
+            "unknown region",
+        ),
+        (
+            &[
+                "product", "create", "5", "--name", "x", "--total", "10", "--price", "-1",
+            ],
+            1,
+            "price",
+        ),
+        (
+            &[
+                "product",
+                "create",
+                &P.to_string(),
+                "--name",
+                "dup",
+                "--total",
+                "1",
+                "--price",
+                "1",
+            ],
+            1,
+            "already exists",
+        ),
+        (
+            &[
+                "product", "create", "0", "--name", "x", "--total", "1", "--price", "1",
+            ],
+            2,
+            "0",
+        ),
+        (
+            &["quota", "set", &P.to_string(), "east=80,south=80"],
+            1,
+            "more than the total",
+        ),
+        (
+            &["quota", "set", &P.to_string(), "east=eighty"],
+            2,
+            "integer",
+        ),
+        (
+            &["quota", "set", &P.to_string(), "mars=1"],
+            1,
+            "unknown region",
+        ),
+        (&["quota", "set", "999", "east=1"], 1, "unknown product"),
+        (&["quota", "policy", &P.to_string(), "random"], 2, "random"),
+        (&["product", "restock", &P.to_string(), "0"], 2, "0"),
+        (&["region", "drain", "mars"], 1, "unknown region"),
+        (&["rebalance", "999"], 1, "unknown product"),
+        (&["audit", "999"], 1, "unknown product"),
+    ];
+    for (args, code, word) in cases {
+        let out = c.quotactl(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        assert!(
+            err.contains(&word.to_lowercase()),
+            "{args:?}: message {err:?} should mention {word:?}"
+        );
+    }
+    let after = quotactl_json(&c, &["product", "list"]);
+    assert_eq!(before, after, "a refused command changed the ledger");
+    // Wrong token: refused.
+    let out = std::process::Command::new(quota_tests::bin_path("quotactl"))
+        .args(["product", "list"])
+        .env("COORDINATOR_URL", &c.coordinator().url)
+        .env("ADMIN_TOKEN", "wrong-token-wrong-token")
+        .current_dir(c.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+}
