@@ -3,11 +3,13 @@
 #
 #   deploy/local/demo.sh [--regions east,south,north] [--buyers N] [--keep]
 #
-# Starts etcd, a coordinator and per region its own Redis, Postgres and region node
+# Starts etcd, two coordinators and per region its own Redis, Postgres and region node
 # (deploy/local/cluster.sh up), creates a sale with quotactl split evenly across the regions,
-# lets N buyers (default 3 × the stock) hit the regions at once with curl, then checks from each
-# region's Postgres that nothing was oversold, no buyer holds two orders, sold = order count,
-# and total = pool + Σ (sold + available). --keep leaves the cluster running afterwards.
+# lets N buyers (default 3 × the stock) hit the regions at once with curl — 70 % of them in the
+# first region, 20 % in the second, 10 % in the rest — so the coordinator must move quota to
+# where the buyers are; then prints `quotactl status` and runs `quotactl audit` (the exact
+# conservation identity, sold = orders, no oversell, no user over the limit).
+# --keep leaves the cluster running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -35,7 +37,7 @@ if [[ $KEEP -eq 0 ]]; then
   trap 'bash deploy/local/cluster.sh down >/dev/null 2>&1 || true' EXIT
 fi
 say "starting a local cluster: regions $REGIONS"
-bash deploy/local/cluster.sh up --regions "$REGIONS"
+bash deploy/local/cluster.sh up --regions "$REGIONS" --coordinators 2
 # shellcheck disable=SC1091
 source target/cluster/cluster.env
 QUOTACTL=target/debug/quotactl
@@ -53,7 +55,6 @@ say "creating sale $PRODUCT: $TOTAL units at 99.00, split $split"
   --price 99.00 --original-price 199.00 --split "$split"
 
 region_url() { local v="REGION_$(echo "$1" | tr 'a-z-' 'A-Z_')_URL"; echo "${!v}"; }
-region_pg() { local v="REGION_$(echo "$1" | tr 'a-z-' 'A-Z_')_PG_URL"; echo "${!v}"; }
 
 for r in "${regions[@]}"; do
   for _ in $(seq 1 100); do
@@ -71,40 +72,26 @@ curl -sS -X POST "$(region_url "$first")/v1/products/$PRODUCT/purchase" \
 curl -sS -X POST "$(region_url "$first")/v1/products/$PRODUCT/purchase" \
   -H 'content-type: application/json' -d '{"user_id": 1}'; echo
 
-say "$BUYERS buyers at once, spread over the regions"
+say "$BUYERS buyers at once: 70 % in ${regions[0]}, 20 % in ${regions[1]:-${regions[0]}}, 10 % elsewhere"
 export PRODUCT
+pick_region() {
+  local d=$(($1 % 10))
+  if [[ $n -eq 1 || $d -lt 7 ]]; then echo "${regions[0]}"
+  elif [[ $n -eq 2 || $d -lt 9 ]]; then echo "${regions[1]}"
+  else echo "${regions[$((2 + $1 % (n - 2)))]}"; fi
+}
 for u in $(seq 2 $((BUYERS + 1))); do
-  r="${regions[$((u % n))]}"
-  echo "$(region_url "$r") $u"
+  echo "$(region_url "$(pick_region "$u")") $u"
 done | xargs -P 64 -n 2 sh -c \
   'curl -s -o /dev/null -w "%{http_code}\n" -X POST "$0/v1/products/$PRODUCT/purchase" -H "content-type: application/json" -d "{\"user_id\": $1}"' |
   sort | uniq -c | awk '{printf "  HTTP %s: %s\n", $2, $1}'
 
-say "books"
-ledger=$("$QUOTACTL" product show "$PRODUCT" --json)
-pool=$(echo "$ledger" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pool"])')
-sum=0
-ok=1
-printf '  %-10s %6s %9s %7s %9s\n' REGION SOLD AVAILABLE ORDERS DUP_USERS
-for r in "${regions[@]}"; do
-  pg=$(region_pg "$r")
-  read -r sold avail orders dups < <(psql "$pg" -At -F ' ' -c "
-    SELECT q.sold, q.granted - q.released - q.sold,
-           (SELECT count(*) FROM orders WHERE product_id = $PRODUCT),
-           (SELECT count(*) FROM (SELECT user_id FROM orders WHERE product_id = $PRODUCT
-                                  GROUP BY user_id HAVING count(*) > 1) d)
-      FROM region_quota q WHERE q.product_id = $PRODUCT")
-  printf '  %-10s %6s %9s %7s %9s\n' "$r" "$sold" "$avail" "$orders" "$dups"
-  sum=$((sum + sold + avail))
-  [[ "$sold" -eq "$orders" && "$dups" -eq 0 ]] || ok=0
-done
-echo "  pool $pool  total $TOTAL  pool + Σ(sold + available) = $((pool + sum))"
-[[ $((pool + sum)) -eq $TOTAL ]] || ok=0
-if [[ $ok -eq 1 ]]; then
-  echo "  audit: ok (no oversell, no duplicate buyer, sold = orders, conservation exact)"
-else
-  echo "  audit: FAILED"; exit 1
-fi
+say "status (quota moved to where the buyers were)"
+sleep 1
+"$QUOTACTL" status "$PRODUCT"
+
+say "audit"
+"$QUOTACTL" audit "$PRODUCT"
 if [[ $KEEP -eq 1 ]]; then
   say "cluster left running"
   echo "  source target/cluster/cluster.env; $QUOTACTL --help"

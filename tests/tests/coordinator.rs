@@ -95,6 +95,19 @@ async fn demand_rebalancing_sells_out_completely() {
     }
     let total: i64 = sold.values().sum();
     eprintln!("sold out {total} units in {elapsed:?}");
+    // Demand shift → quota arrival: from east's first sold-out answer (its initial share gone,
+    // demand still there) to the next unit it sold (quota moved in by the rebalancer).
+    let mut east = out["east"].clone();
+    east.sort_by_key(|o| o.at);
+    if let Some(first_410) = east.iter().find(|o| o.status == 410).map(|o| o.at) {
+        if let Some(next_201) = east.iter().find(|o| o.status == 201 && o.at > first_410) {
+            eprintln!(
+                "east sold out first at +{:?}; quota arrived (next 201) {:?} later",
+                first_410 - started,
+                next_201.at - first_410
+            );
+        }
+    }
     assert_eq!(total, 1000, "0 stranded and 0 oversold");
     assert!(
         sold["east"] > 334,

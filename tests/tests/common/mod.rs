@@ -16,6 +16,8 @@ pub struct Outcome {
     pub status: u16,
     pub code: Option<String>,
     pub order_id: Option<String>,
+    /// When the answer arrived.
+    pub at: Instant,
 }
 
 /// An HTTP client sized for a flash sale.
@@ -40,6 +42,7 @@ pub async fn buy(client: &reqwest::Client, node: &str, product: i64, user: i64) 
             status: 0,
             code: None,
             order_id: None,
+            at: Instant::now(),
         };
     };
     let status = resp.status().as_u16();
@@ -53,6 +56,7 @@ pub async fn buy(client: &reqwest::Client, node: &str, product: i64, user: i64) 
         } else {
             None
         },
+        at: Instant::now(),
     }
 }
 
