@@ -98,6 +98,18 @@ pub struct ServeConfig {
     /// Empty (default): the per-user limit holds per region only.
     #[arg(long, env = "QUOTA_HOME_REGIONS", value_delimiter = ',')]
     pub home_regions: Vec<String>,
+    /// Purchase strategy: v1 (pessimistic lock), v2 (optimistic version), v3 (Redis +
+    /// conditional update, default), v4 (v3 + group commit). v1/v2 exist for benchmarks.
+    #[arg(long, env = "QUOTA_STRATEGY", value_enum, default_value = "v3")]
+    pub strategy: crate::strategy::Strategy,
+    /// Transaction isolation of every database connection.
+    #[arg(
+        long,
+        env = "QUOTA_ISOLATION",
+        value_enum,
+        default_value = "read-committed"
+    )]
+    pub isolation: crate::strategy::Isolation,
     /// Crash-injection point for fault tests (e.g. `crash_after_release_commit`). Never set
     /// in production.
     #[arg(long, env = "QUOTA_FAILPOINT", hide = true)]

@@ -171,14 +171,31 @@ impl Db {
     /// Builds the pool (connections open lazily). `statement_timeout` bounds every statement
     /// server-side, so a stuck query cannot hold the hot row lock.
     pub fn new(url: &str, size: usize, timeout: Duration) -> Result<Db, DbError> {
+        Self::with_isolation(
+            url,
+            size,
+            timeout,
+            crate::strategy::Isolation::ReadCommitted,
+        )
+    }
+
+    /// Like [`Db::new`], with every transaction at `isolation`.
+    pub fn with_isolation(
+        url: &str,
+        size: usize,
+        timeout: Duration,
+        isolation: crate::strategy::Isolation,
+    ) -> Result<Db, DbError> {
         let mut cfg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| DbError::Other(format!("bad Postgres URL: {e}")))?;
         cfg.connect_timeout(Duration::from_secs(2));
         cfg.options(format!(
-            "-c statement_timeout={} -c lock_timeout={}",
+            "-c statement_timeout={} -c lock_timeout={} -c default_transaction_isolation={}",
             timeout.as_millis(),
-            timeout.as_millis()
+            timeout.as_millis(),
+            // libpq splits options on spaces; a backslash keeps "read committed" one value.
+            isolation.pg_name().replace(' ', "\\ ")
         ));
         if cfg.get_application_name().is_none() {
             cfg.application_name("region-node");

@@ -15,6 +15,7 @@
 //! (`g := max(g, G)`), handles release requests exactly once ([`release`]), reports sold,
 //! available and demand every 100 ms, and keeps the region's leased heartbeat. [`server::RegionNode`] wires them.
 
+pub mod batch;
 pub mod catalog;
 pub mod config;
 pub mod db;
@@ -29,3 +30,4 @@ pub mod reconcile;
 pub mod release;
 pub mod server;
 pub mod stock;
+pub mod strategy;

@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "purchase_fn",
         include_str!("../../migrations/0002_purchase_fn.sql"),
     ),
+    (
+        3,
+        "version_column",
+        include_str!("../../migrations/0003_version_column.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations ("quota" in ASCII).

@@ -25,6 +25,7 @@ use crate::catalog::ProductEntry;
 use crate::db::{DbError, Order, PurchaseOutcome};
 use crate::error::ApiError;
 use crate::server::AppState;
+use crate::strategy::Strategy;
 
 /// Runs one purchase to its answer.
 pub async fn purchase(
@@ -43,9 +44,47 @@ pub async fn purchase(
         }
     }
     let spec = entry.spec();
-    precheck(&spec, Utc::now(), &req, entry.is_sold_out())?;
+    let redis = st.strategy.uses_redis();
+    precheck(&spec, Utc::now(), &req, redis && entry.is_sold_out())?;
 
     let order_id = Uuid::now_v7();
+    if !redis {
+        // v1/v2 (benchmark baselines): straight to Postgres, in a task for cancel-safety.
+        let st2 = Arc::clone(st);
+        let task = tokio::spawn(async move {
+            let r = with_retries(|| async {
+                match st2.strategy {
+                    Strategy::V1 => {
+                        st2.db
+                            .purchase_pessimistic(
+                                order_id,
+                                product_id,
+                                req.user_id,
+                                req.quantity as i32,
+                                &st2.region,
+                            )
+                            .await
+                    }
+                    _ => {
+                        st2.db
+                            .purchase_optimistic(
+                                order_id,
+                                product_id,
+                                req.user_id,
+                                req.quantity as i32,
+                                &st2.region,
+                            )
+                            .await
+                    }
+                }
+            })
+            .await;
+            answer(&st2, r).1
+        });
+        return task
+            .await
+            .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))));
+    }
     let ticket = Ticket {
         id: order_id.to_string(),
         user_id: req.user_id,
@@ -109,20 +148,14 @@ enum Settle {
     Unknown,
 }
 
-/// The Postgres step with bounded retries, then the Redis bookkeeping.
-async fn commit(
-    st: &Arc<AppState>,
-    entry: &Arc<ProductEntry>,
-    product_id: i64,
-    order_id: Uuid,
-    ticket: &Ticket,
-) -> Result<Order, ApiError> {
-    let qty = ticket.quantity as i32;
-    let attempt = || {
-        st.db
-            .purchase(order_id, product_id, ticket.user_id, qty, &st.region)
-    };
-    let result = attempt
+/// Runs a database step, retrying only retryable errors: at most 3 retries, exponential
+/// backoff from 10 ms with jitter (every purchase write is idempotent per order id).
+async fn with_retries<F, Fut>(attempt: F) -> Result<PurchaseOutcome, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<PurchaseOutcome, DbError>>,
+{
+    attempt
         .retry(
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(10))
@@ -132,9 +165,58 @@ async fn commit(
         )
         .when(DbError::is_retryable)
         .notify(|e, d| tracing::debug!(error = %e, delay = ?d, "retrying purchase"))
-        .await;
+        .await
+}
 
-    let (settle, answer) = match result {
+/// The Postgres step with bounded retries, then the Redis bookkeeping.
+async fn commit(
+    st: &Arc<AppState>,
+    entry: &Arc<ProductEntry>,
+    product_id: i64,
+    order_id: Uuid,
+    ticket: &Ticket,
+) -> Result<Order, ApiError> {
+    let qty = ticket.quantity as i32;
+    let result = with_retries(|| async {
+        if st.strategy == Strategy::V4 {
+            st.batcher
+                .purchase(order_id, product_id, ticket.user_id, qty)
+                .await
+        } else {
+            st.db
+                .purchase(order_id, product_id, ticket.user_id, qty, &st.region)
+                .await
+        }
+    })
+    .await;
+    let (settle, answer) = answer(st, result);
+    match settle {
+        Settle::Committed => {
+            // Off the response path: the reconciler also forgets committed tickets.
+            let st = Arc::clone(st);
+            let ticket = ticket.clone();
+            tokio::spawn(async move {
+                if let Err(e) = st.stock.finish(product_id, &ticket, true).await {
+                    tracing::debug!(error = %e, "finish(committed) failed; reconciler will");
+                }
+            });
+        }
+        Settle::GiveBack => match st.stock.finish(product_id, ticket, false).await {
+            Ok(Some(stock)) => entry.observe_stock(stock),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "give-back failed; ticket will expire"),
+        },
+        Settle::Unknown => {}
+    }
+    answer
+}
+
+/// Maps what Postgres said to how the ticket ends and what the buyer hears.
+fn answer(
+    st: &Arc<AppState>,
+    result: Result<PurchaseOutcome, DbError>,
+) -> (Settle, Result<Order, ApiError>) {
+    match result {
         Ok(PurchaseOutcome::Created(order)) => (Settle::Committed, Ok(order)),
         Ok(PurchaseOutcome::AlreadyPurchased(existing)) => (
             Settle::GiveBack,
@@ -156,7 +238,7 @@ async fn commit(
             (
                 Settle::Unknown,
                 Err(ApiError::Unavailable(
-                    "the database is unavailable; retry shortly (a retry never buys twice)".into(),
+                    "the database is unavailable or contended; retry shortly (a retry never buys twice)".into(),
                 )),
             )
         }
@@ -170,25 +252,5 @@ async fn commit(
             )
         }
         Err(DbError::Other(m)) => (Settle::GiveBack, Err(ApiError::Internal(m))),
-    };
-
-    match settle {
-        Settle::Committed => {
-            // Off the response path: the reconciler also forgets committed tickets.
-            let st = Arc::clone(st);
-            let ticket = ticket.clone();
-            tokio::spawn(async move {
-                if let Err(e) = st.stock.finish(product_id, &ticket, true).await {
-                    tracing::debug!(error = %e, "finish(committed) failed; reconciler will");
-                }
-            });
-        }
-        Settle::GiveBack => match st.stock.finish(product_id, ticket, false).await {
-            Ok(Some(stock)) => entry.observe_stock(stock),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "give-back failed; ticket will expire"),
-        },
-        Settle::Unknown => {}
     }
-    answer
 }

@@ -57,6 +57,10 @@ pub struct AppState {
     pub failpoint: Option<String>,
     /// Bearer token of the region's admin endpoints (audit); `None` disables them.
     pub admin_token: Option<String>,
+    /// Which purchase path runs (see [`crate::strategy`]).
+    pub strategy: crate::strategy::Strategy,
+    /// Group-commit queues (strategy v4).
+    pub batcher: crate::batch::Batcher,
     /// Regions among which each user has one deterministic home (global per-user limit);
     /// empty = every region sells to everyone.
     pub home_regions: Vec<String>,
@@ -119,7 +123,12 @@ impl RegionNode {
     /// Starts everything, serves until `shutdown`, then stops the background tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), NodeError> {
         let cfg = self.cfg;
-        let db = Db::new(&cfg.pg_url, cfg.pg_pool_size, cfg.pg_timeout())?;
+        let db = Db::with_isolation(
+            &cfg.pg_url,
+            cfg.pg_pool_size,
+            cfg.pg_timeout(),
+            cfg.isolation,
+        )?;
         let Some(_) = until_ok("Postgres", &shutdown, || db.migrate()).await else {
             return Ok(());
         };
@@ -141,7 +150,7 @@ impl RegionNode {
             region: cfg.region.clone(),
             catalog,
             stock,
-            db,
+            db: db.clone(),
             limits: Limits::new(
                 cfg.global_rate_limit,
                 cfg.ip_rate_limit,
@@ -153,6 +162,8 @@ impl RegionNode {
             failpoint: cfg.failpoint.clone().filter(|f| !f.is_empty()),
             admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
             home_regions: cfg.home_regions.clone(),
+            strategy: cfg.strategy,
+            batcher: crate::batch::Batcher::new(db.clone(), cfg.region.clone()),
         });
 
         let tasks = shutdown.child_token();

@@ -523,3 +523,51 @@ async fn snapshot(
     state.sort_by(|a, b| a.0.cmp(&b.0));
     (truths, state)
 }
+
+/// Every purchase strategy (v1 pessimistic, v2 optimistic, v3 Redis + conditional update, v4
+/// group commit) and isolation level sells exactly the stock, never a unit more, no buyer
+/// twice, every acknowledged order in Postgres.
+async fn strategy_sells_exactly(strategy: &str, isolation: &str) {
+    let c = Cluster::start_with(
+        &["east"],
+        &["--strategy", strategy, "--isolation", isolation],
+    )
+    .await;
+    create_sale(&c, P, 60, "east=60").await;
+    let node = c.region("east").node.url.clone();
+    let users: Vec<i64> = (1..=300).flat_map(|u| [u, u]).collect();
+    let mut out = buy_all(&node, P, users, 600).await;
+    for o in &out {
+        assert!(
+            matches!(o.status, 201 | 409 | 410 | 503),
+            "{strategy}/{isolation}: {o:?}"
+        );
+    }
+    let pg = c.pg_client("east").await;
+    out.extend(drain(&node, &pg, P, 100_000).await);
+    let t = truth(&pg, P).await;
+    eprintln!("{strategy}/{isolation}: {:?}", by_status(&out));
+    assert_safe(&t, &out);
+    assert_eq!(t.sold, 60, "{strategy}/{isolation}: {t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strategy_v1_pessimistic() {
+    strategy_sells_exactly("v1", "read-committed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strategy_v2_optimistic() {
+    strategy_sells_exactly("v2", "read-committed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strategy_v4_group_commit() {
+    strategy_sells_exactly("v4", "read-committed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strategy_v3_repeatable_read_and_v2_serializable() {
+    strategy_sells_exactly("v3", "repeatable-read").await;
+    strategy_sells_exactly("v2", "serializable").await;
+}
