@@ -10,11 +10,17 @@ Usage: deploy/local/cluster.sh <command> [options]
 
 Commands:
   install                 Install etcd, redis, postgres, protoc via apt if missing.
-  up [--regions a,b,c] [--coordinators N] [--release]
+  up [--regions a,b,c] [--coordinators N] [--release] [--latency a=MS,b=MS]
+     [--node-args "ARGS"]
                           Build the binaries (cargo build --bins) and start a cluster:
                           etcd, coordinator-1..N, and per region redis-<r>, pg-<r>,
                           node-<r>. Defaults: --regions east --coordinators 1.
                           QUOTA_BIN_DIR=<dir> uses prebuilt binaries (no build).
+                          --latency east=5,south=40: each named region reaches etcd
+                          through a quota-proxy link with that one-way delay (the
+                          modelled distance; control API URL in PROXY_CONTROL_URL).
+                          --node-args: extra flags for every region node
+                          (e.g. "--strategy v4").
   down                    Stop everything and remove target/cluster.
   status                  One line per process: name, pid, running/dead, URL.
   kill <name>             kill -9 one process (e.g. etcd, coordinator-1, node-east,
@@ -65,8 +71,9 @@ cmd_install() {
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   pg_bin_dir >/dev/null || missing+=(postgres)
   command -v protoc >/dev/null 2>&1 || missing+=(protoc)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   if [[ ${#missing[@]} -eq 0 ]]; then
-    log "install: etcd, redis-server, postgres, protoc already present"
+    log "install: etcd, redis-server, postgres, protoc, curl already present"
     return
   fi
   log "install: missing ${missing[*]}; installing via apt"
@@ -74,7 +81,17 @@ cmd_install() {
   # we leave them alone and never use them (all our ports are random).
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    etcd-server etcd-client redis-server postgresql protobuf-compiler
+    etcd-server etcd-client redis-server postgresql protobuf-compiler curl
+}
+
+# Does a region node's /readyz say its etcd session is up (region registered)?
+etcd_connected() {
+  local hostport="$1" body
+  { exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"; } 2>/dev/null || return 1
+  printf 'GET /readyz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$hostport" >&3
+  body="$(timeout 3 cat <&3)"
+  exec 3>&-
+  [[ "$body" == *'"etcd":"connected"'* ]]
 }
 
 # ---------------------------------------------------------------------------
@@ -168,6 +185,7 @@ probe() {
   case "$name" in
     etcd) [[ "$(http_status "${url#http://}" /health)" == 200 ]] ;;
     coordinator-*|node-*) [[ "$(http_status "${url#http://}" /readyz)" == 200 ]] ;;
+    proxy) [[ "$(http_status "${url#http://}" /healthz)" == 200 ]] ;;
     redis-*) url="${url%/}"; redis_pong "${url##*:}" ;;   # url is redis://127.0.0.1:P/
     pg-*) local hp="${url#postgres://postgres@}"; hp="${hp%%/*}"
           "$(pg_bin_dir)/pg_isready" -q -U postgres -d postgres -h 127.0.0.1 -p "${hp##*:}" -t 2 ;;
@@ -389,7 +407,7 @@ build_bins() {
 }
 
 cmd_up() {
-  local regions="east" coordinators=1 release=0
+  local regions="east" coordinators=1 release=0 latency="" node_args=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --regions) regions="${2:?--regions needs a value}"; shift 2 ;;
@@ -397,6 +415,10 @@ cmd_up() {
       --coordinators) coordinators="${2:?--coordinators needs a value}"; shift 2 ;;
       --coordinators=*) coordinators="${1#*=}"; shift ;;
       --release) release=1; shift ;;
+      --latency) latency="${2:?--latency needs a value}"; shift 2 ;;
+      --latency=*) latency="${1#*=}"; shift ;;
+      --node-args) node_args="${2?--node-args needs a value}"; shift 2 ;;
+      --node-args=*) node_args="${1#*=}"; shift ;;
       -h|--help) usage; exit 0 ;;
       *) die "up: unknown option $1 (see --help)" ;;
     esac
@@ -434,6 +456,27 @@ cmd_up() {
     --initial-cluster "n1=http://127.0.0.1:$peer_port" --logger zap --log-level warn
   launch etcd
 
+  # Modelled distance: one proxy process, one link per region with a latency, each region's
+  # node reaches etcd through its link.
+  declare -A etcd_for
+  for r in "${region_list[@]}"; do etcd_for[$r]="$etcd_url"; done
+  if [[ -n "$latency" ]]; then
+    local item lr lms links=() control_port
+    free_port; control_port="$FREE_PORT"
+    IFS=',' read -r -a items <<<"$latency"
+    for item in "${items[@]}"; do
+      lr="${item%%=*}"; lms="${item#*=}"
+      [[ -n "${etcd_for[$lr]:-}" ]] || die "--latency names region '$lr', which is not in --regions"
+      [[ "$lms" =~ ^[0-9]+$ ]] || die "--latency $item: milliseconds must be a whole number"
+      free_port
+      links+=(--link "id=$lr-etcd,listen=127.0.0.1:$FREE_PORT,upstream=127.0.0.1:$etcd_port,latency_ms=$lms,jitter_ms=$((lms / 10))")
+      etcd_for[$lr]="http://127.0.0.1:$FREE_PORT"
+    done
+    define_proc proxy "http://127.0.0.1:$control_port" "$BIN_DIR/quota-proxy" \
+      "$BIN_DIR/quota-proxy" --control "127.0.0.1:$control_port" "${links[@]}"
+    launch proxy
+  fi
+
   # Per-region storage: launch all, then wait (they start in parallel).
   local port
   for r in "${region_list[@]}"; do
@@ -447,6 +490,7 @@ cmd_up() {
     launch "pg-$r"
   done
   wait_ready etcd
+  [[ -n "$latency" ]] && wait_ready proxy
   for r in "${region_list[@]}"; do
     wait_ready "redis-$r"
     wait_ready "pg-$r"
@@ -470,10 +514,21 @@ cmd_up() {
     define_proc "node-$r" "http://127.0.0.1:$port" "$BIN_DIR/region-node" \
       "$BIN_DIR/region-node" serve --region "$r" --listen "127.0.0.1:$port" \
       --redis-url "$(cat "$PROC_DIR/redis-$r.url")" --pg-url "$(cat "$PROC_DIR/pg-$r.url")" \
-      --etcd-endpoints "$etcd_url" --ip-rate-limit 0 --admin-token "$admin_token"
+      --etcd-endpoints "${etcd_for[$r]}" --ip-rate-limit 0 --admin-token "$admin_token" \
+      $node_args  # shellcheck disable=SC2086  # word-split on purpose: several flags
     launch "node-$r"
   done
   for r in "${region_list[@]}"; do wait_ready "node-$r"; done
+  # Ready is not yet registered: wait until every region's etcd session is up, so a sale
+  # created right after `up` can name every region.
+  local deadline=$((SECONDS + READY_TIMEOUT)) url
+  for r in "${region_list[@]}"; do
+    url="$(cat "$PROC_DIR/node-$r.url")"
+    until etcd_connected "${url#http://}"; do
+      (( SECONDS < deadline )) || fail_with_log "node-$r" "never connected to etcd"
+      sleep 0.2
+    done
+  done
 
   write_env "$etcd_url" "$admin_token" "$regions" "${coord_urls[@]}"
   print_summary
@@ -489,6 +544,7 @@ write_env() {
     echo "export COORDINATOR_URLS=$(IFS=,; echo "${coord_urls[*]}")"
     echo "export ADMIN_TOKEN=$token"
     echo "export REGIONS=$regions"
+    [[ -f "$PROC_DIR/proxy.url" ]] && echo "export PROXY_CONTROL_URL=$(cat "$PROC_DIR/proxy.url")"
     IFS=',' read -r -a rs <<<"$regions"
     for r in "${rs[@]}"; do
       u="$(upper_name "$r")"

@@ -81,7 +81,8 @@ pub fn bin_path(name: &str) -> PathBuf {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => workspace_root().join("target").join("debug"),
     };
-    let path = dir.join(name);
+    // Absolute, because processes (quotactl) run with the test directory as cwd.
+    let path = std::path::absolute(dir.join(name)).expect("current directory");
     if !path.is_file() {
         panic!(
             "binary {} not found; build the binaries first: cargo build --bins \
@@ -1071,6 +1072,61 @@ impl Node {
     }
 }
 
+/// Whether a node's `/readyz` says its etcd session is up.
+async fn etcd_connected(url: &str) -> bool {
+    match reqwest::get(url).await {
+        Ok(r) => r
+            .json::<serde_json::Value>()
+            .await
+            .map(|v| v["etcd"] == "connected")
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// A `quota-proxy` process: TCP links with a modelled one-way latency (and faults), used to
+/// put distance between a region and etcd, or between buyers and a central counter.
+pub struct Proxy {
+    /// Control API base URL (`GET /links`, `PUT /links/{id}`).
+    pub control_url: String,
+    /// Link id → the `127.0.0.1:port` it listens on.
+    pub listen: std::collections::BTreeMap<String, String>,
+    /// The process.
+    pub proc: Proc,
+}
+
+impl Proxy {
+    /// Starts one proxy with a link per `(id, upstream host:port, one-way latency ms)`; jitter
+    /// is a tenth of the latency.
+    pub async fn start(dir: &Path, links: &[(String, String, u64)]) -> Proxy {
+        let (name, log) = reserve_name(dir, "proxy");
+        let control_port = free_port();
+        let mut args = vec!["--control".to_string(), format!("127.0.0.1:{control_port}")];
+        let mut listen = std::collections::BTreeMap::new();
+        for (id, upstream, ms) in links {
+            let port = free_port();
+            args.push("--link".into());
+            args.push(format!(
+                "id={id},listen=127.0.0.1:{port},upstream={upstream},latency_ms={ms},jitter_ms={}",
+                ms / 10
+            ));
+            listen.insert(id.clone(), format!("127.0.0.1:{port}"));
+        }
+        let spec = CmdSpec::new(bin_path("quota-proxy")).args(args);
+        let mut proxy = Proxy {
+            control_url: format!("http://127.0.0.1:{control_port}"),
+            listen,
+            proc: Proc::spawn(&name, spec, log),
+        };
+        let url = format!("{}/healthz", proxy.control_url);
+        proxy
+            .proc
+            .wait_until("/healthz 200", READY_TIMEOUT, || http_ok(&url))
+            .await;
+        proxy
+    }
+}
+
 /// A `coordinator serve` process.
 pub struct Coordinator {
     /// `http://127.0.0.1:P`
@@ -1165,6 +1221,8 @@ pub struct RegionStack {
 /// processes are killed before `dir` (logs, data) is removed.
 pub struct Cluster {
     pub regions: Vec<RegionStack>,
+    /// The latency proxy between regions and etcd, when one was asked for.
+    pub proxy: Option<Proxy>,
     /// Coordinator instances (`coordinator-1…`); one of them leads.
     pub coordinators: Vec<Coordinator>,
     /// The admin token every coordinator and region node shares.
@@ -1196,6 +1254,25 @@ impl Cluster {
         coordinators: usize,
         coordinator_args: &[&str],
     ) -> Cluster {
+        Self::start_with_latency(
+            regions,
+            node_extra_args,
+            coordinators,
+            coordinator_args,
+            &[],
+        )
+        .await
+    }
+
+    /// Like [`Cluster::start_full`]; each region named in `etcd_latency_ms` reaches etcd
+    /// through a [`Proxy`] link with that one-way delay (the modelled distance).
+    pub async fn start_with_latency(
+        regions: &[&str],
+        node_extra_args: &[&str],
+        coordinators: usize,
+        coordinator_args: &[&str],
+        etcd_latency_ms: &[(&str, u64)],
+    ) -> Cluster {
         assert!(!regions.is_empty(), "a cluster needs at least one region");
         let dir = test_dir();
         let d = dir.path();
@@ -1220,14 +1297,33 @@ impl Cluster {
         let mut node_args: Vec<&str> = vec!["--admin-token", &admin_token];
         node_args.extend_from_slice(node_extra_args);
         let node_args = &node_args;
+        let proxy = if etcd_latency_ms.is_empty() {
+            None
+        } else {
+            let upstream = etcd.endpoint.trim_start_matches("http://").to_string();
+            let links: Vec<(String, String, u64)> = etcd_latency_ms
+                .iter()
+                .map(|(r, ms)| (r.to_string(), upstream.clone(), *ms))
+                .collect();
+            Some(Proxy::start(d, &links).await)
+        };
+        let etcd_for = |r: &str| -> String {
+            proxy
+                .as_ref()
+                .and_then(|p| p.listen.get(r))
+                .map(|l| format!("http://{l}"))
+                .unwrap_or_else(|| etcd.endpoint.clone())
+        };
+        let etcd_for = &etcd_for;
 
         let nodes =
             futures::future::join_all(regions.iter().zip(&stores).map(|(r, (redis, pg))| {
-                Node::start(d, r, &etcd.endpoint, &redis.url, &pg.url, node_args)
+                let endpoint = etcd_for(r);
+                async move { Node::start(d, r, &endpoint, &redis.url, &pg.url, node_args).await }
             }))
             .await;
 
-        let regions = regions
+        let mut regions: Vec<RegionStack> = regions
             .iter()
             .zip(stores)
             .zip(nodes)
@@ -1238,8 +1334,18 @@ impl Cluster {
                 node,
             })
             .collect();
+        // A node is ready before its etcd session has registered the region; wait for that
+        // too, so a sale created right away can name every region.
+        for r in regions.iter_mut() {
+            let url = format!("{}/readyz", r.node.url);
+            r.node
+                .proc
+                .wait_until("registered in etcd", READY_TIMEOUT, || etcd_connected(&url))
+                .await;
+        }
         Cluster {
             regions,
+            proxy,
             coordinators: coords,
             admin_token,
             coordinator_url: std::sync::Mutex::new(None),

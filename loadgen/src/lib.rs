@@ -1,0 +1,33 @@
+//! quota-loadgen: plays a flash sale against real region nodes and reports how it went.
+//!
+//! Many simulated buyers arrive open-loop (at scheduled times, never waiting on answers) at a
+//! target rate with an opening spike, spread over regions by demand weights that can shift
+//! mid-sale; each buyer retries a bounded number of times. The run records every answer's
+//! latency (HDR histograms, measured from the *intended* send time), samples the
+//! coordinator, then verifies the books: acknowledged orders present in Postgres, nothing
+//! oversold, the coordinator's audit. See [`run`], [`Config`] and [`Report`].
+//!
+//! Pure logic — [`schedule`], [`retry`], [`analysis`], [`report`], [`table`], [`svg`] — is
+//! separate from I/O — [`client`], [`coordinator`], [`sampler`], [`verify`], [`runner`].
+
+pub mod analysis;
+pub mod client;
+pub mod config;
+pub mod coordinator;
+pub mod error;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod retry;
+pub mod runner;
+pub mod sampler;
+pub mod schedule;
+pub mod series;
+pub mod svg;
+pub mod table;
+pub mod verify;
+
+pub use config::{Config, CoordinatorTarget, RegionTarget, WeightShift, Weights};
+pub use error::Error;
+pub use report::Report;
+pub use runner::run;
