@@ -9,7 +9,7 @@ use quota_shared::model::{validate_region_name, Ledger, ProductSpec};
 use quota_shared::policy::{plan, Move, PolicyKind, PolicyParams};
 
 use crate::error::CoordError;
-use crate::round::{apply_moves, drain_moves, region_states, regions_of};
+use crate::round::{apply_moves, drain_moves, movable, region_states, regions_of};
 use crate::store::{ProductRead, Store};
 use crate::view::{
     AuditReport, CreateProduct, ProductAudit, ProductStatus, ProductView, RegionAudit,
@@ -28,6 +28,9 @@ pub struct Ops {
     /// Token for region admin endpoints (the audit).
     pub admin_token: String,
     http: reqwest::Client,
+    /// Last published movable stock per product, and when (republished on change or every
+    /// second so regions can tell it is fresh).
+    published: std::sync::Mutex<BTreeMap<i64, (quota_shared::model::Movable, std::time::Instant)>>,
 }
 
 impl Ops {
@@ -41,6 +44,7 @@ impl Ops {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .expect("static client config"),
+            published: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -227,6 +231,7 @@ impl Ops {
                 return Ok(Vec::new());
             }
             let states = region_states(&read);
+            self.publish_movable(id, &read, &states).await?;
             let mut moves = plan(read.ledger.policy, &self.params, read.pool(), &states);
             moves.extend(drain_moves(&read, &states));
             if moves.is_empty() {
@@ -244,6 +249,37 @@ impl Ops {
         Err(CoordError::Unavailable(
             "the ledger kept changing concurrently; retry".into(),
         ))
+    }
+
+    /// Publishes what could still move to each region, when it changed or a second passed.
+    async fn publish_movable(
+        &self,
+        id: i64,
+        read: &ProductRead,
+        states: &[quota_shared::policy::RegionState],
+    ) -> Result<(), CoordError> {
+        let now = std::time::Instant::now();
+        let mut m = movable(read, states, Utc::now().timestamp_millis());
+        let fresh = {
+            let last = self.published.lock().expect("lock poisoned");
+            match last.get(&id) {
+                Some((prev, at)) => {
+                    m.at_ms = prev.at_ms;
+                    *prev == m && now.duration_since(*at) < Duration::from_secs(1)
+                }
+                None => false,
+            }
+        };
+        if fresh {
+            return Ok(());
+        }
+        m.at_ms = Utc::now().timestamp_millis();
+        self.store.put_movable(id, &m).await?;
+        self.published
+            .lock()
+            .expect("lock poisoned")
+            .insert(id, (m, now));
+        Ok(())
     }
 
     /// Every product id (or just `only`).

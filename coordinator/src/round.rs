@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use quota_shared::model::{Ledger, ReleaseRequest};
+use quota_shared::model::{Ledger, Movable, ReleaseRequest};
+use quota_shared::policy::PolicyKind;
 use quota_shared::policy::{Move, RegionState};
 
 use crate::store::ProductRead;
@@ -48,6 +49,36 @@ pub fn region_states(read: &ProductRead) -> Vec<RegionState> {
             }
         })
         .collect()
+}
+
+/// What could still move to a region that sold out locally (see [`Movable`]): under the
+/// static policy nothing moves; otherwise the pool (with releases still in transit to it) and
+/// every live region's unsold units.
+pub fn movable(read: &ProductRead, states: &[RegionState], at_ms: i64) -> Movable {
+    if read.ledger.policy == PolicyKind::Static {
+        return Movable {
+            at_ms,
+            ..Movable::default()
+        };
+    }
+    // Units released but not yet published (`rel − R`) are on their way to the pool.
+    let in_transit: i64 = read
+        .reports
+        .iter()
+        .map(|(r, rep)| {
+            let published = read.released.get(r).map(|p| p.released).unwrap_or(0);
+            (rep.released - published).max(0)
+        })
+        .sum();
+    Movable {
+        pool: read.pool() + in_transit,
+        regions: states
+            .iter()
+            .filter(|s| s.alive)
+            .map(|s| (s.name.clone(), s.available))
+            .collect(),
+        at_ms,
+    }
 }
 
 /// Releases that drain the regions being drained: everything they have unsold, once any earlier

@@ -439,6 +439,25 @@ impl Store {
         self.fenced_txn(vec![cmp], ops).await
     }
 
+    /// Publishes what could still move to each region (fenced; no CAS: last writer wins and
+    /// only the leader writes).
+    pub async fn put_movable(
+        &self,
+        product_id: i64,
+        m: &quota_shared::model::Movable,
+    ) -> Result<(), CoordError> {
+        self.fenced_txn(
+            vec![],
+            vec![TxnOp::put(
+                keys::product_movable(product_id),
+                to_json(m),
+                None,
+            )],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Marks (or unmarks) a region as draining.
     pub async fn set_drain(&self, region: &str, on: bool) -> Result<(), CoordError> {
         let op = if on {

@@ -1,10 +1,11 @@
 //! Sale-quality measures computed from what the run saw. Pure; every definition is here.
 //!
-//! - **False sold-out**: a 410 answered by region `r` at time `t` (when the answer arrived)
-//!   while, in the coordinator sample nearest to `t`, the product still had stock elsewhere:
-//!   `pool + Σ available` over the *other* regions that were alive (a region that does not
-//!   report counts 0) is > 0. The buyer was turned away although the system as a whole could
-//!   have sold to them. Needs samples: without a coordinator it is unknown (None).
+//! - **False sold-out**: a 410 answered at time `t` although the product still had stock:
+//!   some purchase *sent after `t`* (in any region) still succeeded. Stock only shrinks during
+//!   a run (no restock), so the unit that buyer got existed, unsold, when this one was turned
+//!   away. Exact, and needs no coordinator samples (which lag by a report period and would
+//!   count the 410s of the final instant as false). A purchase sent *before* `t` and answered
+//!   after it does not count: its unit may already have been claimed.
 //! - **Stranded units**: `total − Σ sold` in the final sample, counted only if a 410 was still
 //!   being answered in the last second of the run — buyers were turned away while units stayed
 //!   unsold. If nobody was refused at the end, the leftover units were simply not wanted (0).
@@ -13,28 +14,18 @@
 //!   sold out: None).
 //! - **Oversold units**: `max(0, Σ sold − total)`; must be 0.
 
-use crate::series::{nearest, Sample};
+use crate::series::Sample;
 
 /// A 410 the client received: seconds since start, region index into `names`.
 pub type SoldOutAnswer = (f64, usize);
 
-/// Number of false sold-outs (see module docs); None without samples.
-pub fn false_sold_outs(
-    samples: &[Sample],
-    answers: &[SoldOutAnswer],
-    names: &[String],
-) -> Option<u64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let count = answers
-        .iter()
-        .filter(|(t, region)| {
-            let s = &samples[nearest(samples, *t).expect("samples not empty")];
-            s.stock_elsewhere(&names[*region]) > 0
-        })
-        .count();
-    Some(count as u64)
+/// Number of false sold-outs (see module docs): 410s answered before the last successful
+/// purchase was sent.
+pub fn false_sold_outs(answers: &[SoldOutAnswer], last_201_sent_s: Option<f64>) -> u64 {
+    let Some(last) = last_201_sent_s else {
+        return 0;
+    };
+    answers.iter().filter(|(t, _)| *t < last).count() as u64
 }
 
 /// Stranded units (see module docs); None without a final sample.
@@ -82,10 +73,6 @@ mod tests {
     use super::*;
     use crate::series::RegionSample;
 
-    fn names() -> Vec<String> {
-        vec!["east".into(), "south".into()]
-    }
-
     /// A sample at `t` with a pool and (available, sold) for east and south.
     fn sample(t: f64, pool: i64, east: (i64, i64), south: (i64, i64)) -> Sample {
         let r = |(available, sold)| RegionSample {
@@ -116,23 +103,16 @@ mod tests {
     }
 
     #[test]
-    fn false_sold_outs_use_stock_elsewhere_at_nearest_sample() {
+    fn false_sold_outs_are_refusals_before_a_later_sale() {
         let answers = vec![
-            (1.1, 0), // east refused, pool 10 + south 20 → false
-            (2.0, 0), // east refused, south 20 → false
-            (2.1, 1), // south refused but only east (0) and pool (0) elsewhere → true sold-out
-            (2.9, 0), // nearest is t=3: nothing anywhere → true sold-out
+            (1.1, 0), // refused, yet a purchase sent at 2.05 succeeded → false
+            (2.0, 1), // idem
+            (2.1, 1), // after the last successful send → a true sold-out
+            (2.9, 0),
         ];
-        assert_eq!(false_sold_outs(&series(), &answers, &names()), Some(2));
-        assert_eq!(false_sold_outs(&[], &answers, &names()), None);
-        assert_eq!(false_sold_outs(&series(), &[], &names()), Some(0));
-    }
-
-    #[test]
-    fn dead_regions_stock_is_not_elsewhere() {
-        let mut s = sample(0.0, 0, (0, 50), (50, 0));
-        s.regions.get_mut("south").unwrap().alive = false;
-        assert_eq!(false_sold_outs(&[s], &[(0.0, 0)], &names()), Some(0));
+        assert_eq!(false_sold_outs(&answers, Some(2.05)), 2);
+        assert_eq!(false_sold_outs(&answers, None), 0);
+        assert_eq!(false_sold_outs(&[], Some(5.0)), 0);
     }
 
     #[test]

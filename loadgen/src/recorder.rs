@@ -75,6 +75,8 @@ pub struct Recorded {
     pub sold_outs: Vec<SoldOutAnswer>,
     /// When the last 201 arrived (seconds since start).
     pub last_201_s: Option<f64>,
+    /// When the last request that got a 201 was sent (answer time − latency).
+    pub last_201_sent_s: Option<f64>,
     /// When the last 410 arrived.
     pub last_410_s: Option<f64>,
     /// `[second][region]` client counts.
@@ -88,6 +90,7 @@ struct Inner {
     all: Histogram<u64>,
     sold_outs: Vec<SoldOutAnswer>,
     last_201_s: Option<f64>,
+    last_201_sent_s: Option<f64>,
     last_410_s: Option<f64>,
     buckets: Vec<Vec<ClientBucket>>,
 }
@@ -117,6 +120,7 @@ impl Recorder {
                 all: new_histogram(),
                 sold_outs: Vec::new(),
                 last_201_s: None,
+                last_201_sent_s: None,
                 last_410_s: None,
                 buckets: Vec::new(),
             }),
@@ -164,7 +168,11 @@ impl Recorder {
             _ => {}
         }
         match status {
-            201 => inner.last_201_s = Some(inner.last_201_s.map_or(t, |l| l.max(t))),
+            201 => {
+                inner.last_201_s = Some(inner.last_201_s.map_or(t, |l| l.max(t)));
+                let sent = (t - latency.as_secs_f64()).max(0.0);
+                inner.last_201_sent_s = Some(inner.last_201_sent_s.map_or(sent, |l| l.max(sent)));
+            }
             410 => {
                 inner.last_410_s = Some(inner.last_410_s.map_or(t, |l| l.max(t)));
                 inner.sold_outs.push((t, region));
@@ -210,6 +218,7 @@ impl Recorder {
             regions: std::mem::take(&mut inner.regions),
             sold_outs,
             last_201_s: inner.last_201_s,
+            last_201_sent_s: inner.last_201_sent_s,
             last_410_s: inner.last_410_s,
             buckets: std::mem::take(&mut inner.buckets),
             dropped_by_client: self.live.dropped.load(Ordering::Relaxed),

@@ -89,7 +89,7 @@ pub struct Report {
     pub sellout_s: Option<f64>,
     /// Units left unsold while buyers were still refused; null without a coordinator.
     pub stranded: Option<i64>,
-    /// 410s answered while stock remained elsewhere; null without a coordinator.
+    /// 410s answered although a purchase sent later still succeeded (stock remained).
     pub false_sold_outs: Option<u64>,
     /// `false_sold_outs` as a percentage of all answers.
     pub false_sold_out_pct: Option<f64>,
@@ -168,7 +168,7 @@ pub fn build(f: RunFacts) -> Report {
     }
     let attempts = regions.values().map(|x| x.attempts).sum();
     let orders = regions.values().map(|x| x.orders).sum();
-    let false_sold = false_sold_outs(&f.samples, &r.sold_outs, &f.names);
+    let false_sold = Some(false_sold_outs(&r.sold_outs, r.last_201_sent_s));
     Report {
         product: f.product,
         duration_s: f.duration_s,
@@ -246,7 +246,11 @@ mod tests {
         assert_eq!(r.orders_per_sec, 1.5);
         assert_eq!(r.sellout_s, Some(0.2));
         assert_eq!(r.stranded, None);
-        assert_eq!(r.false_sold_outs, None);
+        assert_eq!(
+            r.false_sold_outs,
+            Some(0),
+            "the 410 came after the last sale"
+        );
         assert_eq!(r.regions["east"].orders, 3);
         assert_eq!(r.regions["south"].statuses["503"].count, 1);
         assert!((r.regions["south"].outcomes["410"].p50_ms - 60.0).abs() < 0.1);

@@ -31,6 +31,8 @@ pub struct ProductEntry {
     pub attempts: AtomicU64,
     /// The quota row as the reconciler last read it (reported to the coordinator).
     pub last_quota: Mutex<Option<QuotaRow>>,
+    /// What the leader last said could still move here (see `quota_shared::model::Movable`).
+    pub movable: Mutex<Option<quota_shared::model::Movable>>,
 }
 
 impl ProductEntry {
@@ -46,6 +48,16 @@ impl ProductEntry {
     pub fn quota(&self) -> Option<QuotaRow> {
         *self.last_quota.lock().expect("catalog lock poisoned")
     }
+    /// Whether units could still reach `region` from elsewhere, by a report younger than
+    /// `max_age_ms` (older, or none: we cannot tell, and the local truth — sold out — stands).
+    pub fn stock_elsewhere(&self, region: &str, now_ms: i64, max_age_ms: i64) -> bool {
+        self.movable
+            .lock()
+            .expect("catalog lock poisoned")
+            .as_ref()
+            .is_some_and(|m| now_ms - m.at_ms <= max_age_ms && m.elsewhere(region) > 0)
+    }
+
     /// Sets or clears the flag from a known stock level.
     pub fn observe_stock(&self, stock: i64) {
         self.sold_out.store(stock <= 0, Ordering::Relaxed);
@@ -83,6 +95,7 @@ impl Catalog {
                         holding_seen: AtomicI64::new(0),
                         attempts: AtomicU64::new(0),
                         last_quota: Mutex::new(None),
+                        movable: Mutex::new(None),
                     }),
                 );
             }

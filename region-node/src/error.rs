@@ -39,6 +39,9 @@ pub enum ApiError {
         /// The existing order, when it is committed.
         order_id: Option<Uuid>,
     },
+    /// 503: out of stock here for now, but units elsewhere can still move here.
+    #[error("this region is out of stock for now; the sale is not over and more units can still arrive — retry shortly")]
+    AwaitingStock,
     /// 421: the user's home region is another one (global per-user limit).
     #[error("this user buys in region {0}")]
     WrongRegion(String),
@@ -88,7 +91,7 @@ impl ApiError {
             ApiError::WrongRegion(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::AwaitingStock => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +113,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::AwaitingStock => "awaiting_stock",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -134,7 +138,7 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status(), Json(body)).into_response();
         let retry_after = match &self {
             ApiError::RateLimited { retry_after_s } => Some((*retry_after_s).max(1)),
-            ApiError::Unavailable(_) => Some(1),
+            ApiError::Unavailable(_) | ApiError::AwaitingStock => Some(1),
             _ => None,
         };
         if let Some(s) = retry_after {

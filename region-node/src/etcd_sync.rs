@@ -353,6 +353,17 @@ impl EtcdSync {
     /// Applies a `products/{p}/spec` value (other keys under the prefix are ignored).
     async fn apply_spec_kv(&self, kv: &KeyValue) -> Result<(), SyncError> {
         let key = String::from_utf8_lossy(kv.key());
+        if key.ends_with("/movable") {
+            if let (Some(p), Ok(m)) = (
+                keys::product_id_from_key(&key),
+                serde_json::from_slice::<quota_shared::model::Movable>(kv.value()),
+            ) {
+                if let Some(entry) = self.st.catalog.get(p) {
+                    *entry.movable.lock().expect("catalog lock poisoned") = Some(m);
+                }
+            }
+            return Ok(());
+        }
         if !key.ends_with("/spec") {
             return Ok(());
         }

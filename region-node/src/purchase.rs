@@ -45,7 +45,10 @@ pub async fn purchase(
     }
     let spec = entry.spec();
     let redis = st.strategy.uses_redis();
-    precheck(&spec, Utc::now(), &req, redis && entry.is_sold_out())?;
+    precheck(&spec, Utc::now(), &req, redis && entry.is_sold_out()).map_err(|r| match r {
+        quota_shared::admission::Rejection::SoldOut => sold_out(st, &entry),
+        other => other.into(),
+    })?;
 
     let order_id = Uuid::now_v7();
     if !redis {
@@ -115,7 +118,7 @@ pub async fn purchase(
             if remaining <= 0 {
                 entry.observe_stock(0);
             }
-            return Err(ApiError::SoldOut);
+            return Err(sold_out(st, &entry));
         }
         Ok(AdmitOutcome::Admitted { remaining }) => {
             if remaining <= 0 {
@@ -136,6 +139,22 @@ pub async fn purchase(
     });
     task.await
         .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))))
+}
+
+/// How old the leader's "movable stock" may be and still be believed (it is republished
+/// every second).
+const MOVABLE_MAX_AGE_MS: i64 = 5_000;
+
+/// The answer for "nothing left here": 410 only when nothing could still come here either;
+/// otherwise 503 awaiting_stock (the buyer retries and the rebalancer brings units), so no
+/// buyer is told "sold out" while the sale still has stock elsewhere.
+fn sold_out(st: &AppState, entry: &ProductEntry) -> ApiError {
+    let now_ms = Utc::now().timestamp_millis();
+    if entry.stock_elsewhere(&st.region, now_ms, MOVABLE_MAX_AGE_MS) {
+        ApiError::AwaitingStock
+    } else {
+        ApiError::SoldOut
+    }
 }
 
 /// How a ticket ends, decided by what Postgres said.

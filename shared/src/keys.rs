@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `/quota/v1/products/{p}/spec` | [`crate::model::ProductSpec`] JSON | coordinator |
 //! | `/quota/v1/products/{p}/ledger` | [`crate::model::Ledger`] JSON | coordinator |
+//! | `/quota/v1/products/{p}/movable` | [`crate::model::Movable`] JSON | coordinator |
 //! | `/quota/v1/grants/{r}/{p}` | cumulative grant `G` (decimal) | coordinator |
 //! | `/quota/v1/regions/{r}/info` | [`crate::model::RegionInfo`] JSON | region `r` |
 //! | `/quota/v1/regions/{r}/alive` | heartbeat, attached to a lease | region `r` |
@@ -34,6 +35,12 @@ pub fn product_spec(product_id: i64) -> String {
 /// The product's ledger: total and the cumulative grant of every region.
 pub fn product_ledger(product_id: i64) -> String {
     format!("{ROOT}products/{product_id}/ledger")
+}
+
+/// Stock that could still reach each region (leader-written each round; see
+/// [`crate::model::Movable`]).
+pub fn product_movable(product_id: i64) -> String {
+    format!("{ROOT}products/{product_id}/movable")
 }
 
 /// Prefix of every grant addressed to `region` (a region watches exactly this).

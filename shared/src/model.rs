@@ -159,6 +159,34 @@ pub struct RegionReport {
     pub at_ms: i64,
 }
 
+/// Units that could still move to a region that has sold out locally: the pool plus every live
+/// region's unsold units (nothing under the static policy, which moves nothing). A region that
+/// is out of stock answers "sold out" (410) only when nothing could come to it; otherwise it
+/// answers "awaiting stock" (503, retry) — a 410 while units exist elsewhere is a false
+/// sold-out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Movable {
+    /// Units in the pool that could be granted.
+    pub pool: i64,
+    /// Unsold units per live region.
+    pub regions: BTreeMap<String, i64>,
+    /// Unix milliseconds when the leader computed it (regions ignore a stale value).
+    pub at_ms: i64,
+}
+
+impl Movable {
+    /// Units that could reach `region` from elsewhere (the pool and the other regions).
+    pub fn elsewhere(&self, region: &str) -> i64 {
+        self.pool
+            + self
+                .regions
+                .iter()
+                .filter(|(r, _)| r.as_str() != region)
+                .map(|(_, n)| *n)
+                .sum::<i64>()
+    }
+}
+
 /// A region's self-registration, written once when its node starts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RegionInfo {

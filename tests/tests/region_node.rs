@@ -162,6 +162,9 @@ async fn postgres_outage_answers_503_and_loses_nothing() {
 async fn grants_are_idempotent_and_order_insensitive() {
     let mut c = Cluster::start(&["east"]).await;
     create_sale(&c, P, 100, "east=10").await;
+    // From here the test plays the coordinator (the only writer of grants), writing them
+    // straight into etcd — re-delivered, late, out of order — so the real one must be stopped.
+    c.coordinators[0].kill9();
     let mut etcd = c.etcd_client().await;
     let key = quota_shared::keys::grant("east", P);
     let pg = c.pg_client("east").await;
