@@ -1,99 +1,106 @@
 #!/usr/bin/env bash
-# The README's first command: a local cluster, a flash sale, and its books checked.
+# The README's first command: a multi-region flash sale on this machine, played by the load
+# generator, with its report and conservation audit.
 #
-#   deploy/local/demo.sh [--regions east,south,north] [--buyers N] [--keep]
+#   deploy/local/demo.sh [--keep] [--json FILE] [--total N] [--rate N] [--debug]
 #
-# Starts etcd, two coordinators and per region its own Redis, Postgres and region node
-# (deploy/local/cluster.sh up), creates a sale with quotactl split evenly across the regions,
-# lets N buyers (default 3 × the stock) hit the regions at once with curl — 70 % of them in the
-# first region, 20 % in the second, 10 % in the rest — so the coordinator must move quota to
-# where the buyers are; then prints `quotactl status` and runs `quotactl audit` (the exact
-# conservation identity, sold = orders, no oversell, no user over the limit).
-# --keep leaves the cluster running afterwards.
+# 1. installs what is missing (etcd, Redis, Postgres, protoc, curl) and builds in release mode;
+# 2. starts etcd, two coordinators, and three regions — east, south, north, each with its own
+#    Redis, Postgres and region node — that reach etcd through a delay proxy at 5, 40 and 80 ms
+#    one way (the modelled distance);
+# 3. creates a sale split evenly across the regions (demand rebalancing on);
+# 4. runs quota-loadgen: an opening spike, then steady open-loop arrivals, demand 70/20/10 that
+#    shifts to 10/20/70 mid-sale, every buyer retrying a bounded number of times;
+# 5. prints the report (latency per region, time to sell-out, stranded units, false sold-outs,
+#    oversold, lost orders) and `quotactl status` and `quotactl audit`;
+# 6. shuts everything down — unless --keep, which leaves the cluster up for quotactl.
+#
+# Exit status 0 only when nothing was oversold, no acknowledged order is missing, and the audit
+# holds. --json FILE also writes the report as JSON (oversold, stranded, lost_orders, audit, …).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-REGIONS="east,south,north"
 KEEP=0
-TOTAL=300
-BUYERS=""
+JSON=""
+TOTAL=3000
+RATE=1200
+PROFILE=release
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --regions) REGIONS="$2"; shift 2 ;;
-    --buyers) BUYERS="$2"; shift 2 ;;
-    --total) TOTAL="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --json) JSON="${2:?--json needs a file}"; shift 2 ;;
+    --total) TOTAL="${2:?}"; shift 2 ;;
+    --rate) RATE="${2:?}"; shift 2 ;;
+    --debug) PROFILE=debug; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-BUYERS="${BUYERS:-$((TOTAL * 3))}"
-PRODUCT=1001
+[[ "$TOTAL" =~ ^[1-9][0-9]*$ && "$RATE" =~ ^[1-9][0-9]*$ ]] || { echo "demo: --total and --rate must be positive integers" >&2; exit 2; }
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+OUT=target/demo
+mkdir -p "$OUT"
 
 bash deploy/local/cluster.sh down >/dev/null 2>&1 || true
 if [[ $KEEP -eq 0 ]]; then
   trap 'bash deploy/local/cluster.sh down >/dev/null 2>&1 || true' EXIT
 fi
-say "starting a local cluster: regions $REGIONS"
-bash deploy/local/cluster.sh up --regions "$REGIONS" --coordinators 2
+
+say "starting: etcd, 2 coordinators, regions east/south/north at 5/40/80 ms from etcd ($PROFILE build)"
+up_args=(--regions east,south,north --coordinators 2 --latency east=5,south=40,north=80)
+[[ "$PROFILE" == release ]] && up_args+=(--release)
+bash deploy/local/cluster.sh up "${up_args[@]}"
 # shellcheck disable=SC1091
 source target/cluster/cluster.env
-QUOTACTL=target/debug/quotactl
+BIN="target/$PROFILE"
+Q="$BIN/quotactl"
 
-IFS=, read -r -a regions <<<"$REGIONS"
-n=${#regions[@]}
-split=""
-for i in "${!regions[@]}"; do
-  share=$((TOTAL / n + (i < TOTAL % n ? 1 : 0)))
-  split+="${split:+,}${regions[$i]}=$share"
-done
+share=$((TOTAL / 3))
+split="east=$share,south=$share,north=$((TOTAL - 2 * share))"
+say "sale 1001: $TOTAL units at 99.00, split $split, policy demand"
+"$Q" product create 1001 --name "demo phone" --total "$TOTAL" --price 99.00 \
+  --original-price 199.00 --split "$split" --policy demand
 
-say "creating sale $PRODUCT: $TOTAL units at 99.00, split $split"
-"$QUOTACTL" product create "$PRODUCT" --name "demo phone" --total "$TOTAL" \
-  --price 99.00 --original-price 199.00 --split "$split"
-
-region_url() { local v="REGION_$(echo "$1" | tr 'a-z-' 'A-Z_')_URL"; echo "${!v}"; }
-
-for r in "${regions[@]}"; do
+# Each region learns the sale through its (delayed) link to etcd: wait until all of them sell it.
+for url in "$REGION_EAST_URL" "$REGION_SOUTH_URL" "$REGION_NORTH_URL"; do
   for _ in $(seq 1 100); do
-    avail=$(curl -fsS "$(region_url "$r")/v1/products/$PRODUCT" 2>/dev/null |
-      python3 -c 'import json,sys; print(json.load(sys.stdin)["available"])' 2>/dev/null || echo 0)
-    [[ "$avail" -gt 0 ]] && break
+    curl -fsS "$url/v1/products/1001" 2>/dev/null | grep -q '"available":[1-9]' && break
     sleep 0.1
   done
 done
 
-first="${regions[0]}"
-say "one purchase in $first, then the same buyer again"
-curl -sS -X POST "$(region_url "$first")/v1/products/$PRODUCT/purchase" \
-  -H 'content-type: application/json' -d '{"user_id": 1}'; echo
-curl -sS -X POST "$(region_url "$first")/v1/products/$PRODUCT/purchase" \
-  -H 'content-type: application/json' -d '{"user_id": 1}'; echo
+say "flash sale: spike $((RATE * 3))/s for 1 s, then $RATE/s; demand 70/20/10 shifting to 10/20/70 after 3 s"
+set +e
+"$BIN/quota-loadgen" --product 1001 \
+  --region "east=$REGION_EAST_URL" --region "south=$REGION_SOUTH_URL" --region "north=$REGION_NORTH_URL" \
+  --coordinator "$COORDINATOR_URL" --token "$ADMIN_TOKEN" \
+  --pg "east=$REGION_EAST_PG_URL" --pg "south=$REGION_SOUTH_PG_URL" --pg "north=$REGION_NORTH_PG_URL" \
+  --rate "$RATE" --spike-rate "$((RATE * 3))" --spike-secs 1 --duration 60 \
+  --weights east=70,south=20,north=10 --shift-at 3 --shift-weights east=10,south=20,north=70 \
+  --retries 3 --retry-backoff-ms 100 \
+  --json "$OUT/report.json" --svg "$OUT/chart.svg"
+loadgen_rc=$?
+set -e
 
-say "$BUYERS buyers at once: 70 % in ${regions[0]}, 20 % in ${regions[1]:-${regions[0]}}, 10 % elsewhere"
-export PRODUCT
-pick_region() {
-  local d=$(($1 % 10))
-  if [[ $n -eq 1 || $d -lt 7 ]]; then echo "${regions[0]}"
-  elif [[ $n -eq 2 || $d -lt 9 ]]; then echo "${regions[1]}"
-  else echo "${regions[$((2 + $1 % (n - 2)))]}"; fi
-}
-for u in $(seq 2 $((BUYERS + 1))); do
-  echo "$(region_url "$(pick_region "$u")") $u"
-done | xargs -P 64 -n 2 sh -c \
-  'curl -s -o /dev/null -w "%{http_code}\n" -X POST "$0/v1/products/$PRODUCT/purchase" -H "content-type: application/json" -d "{\"user_id\": $1}"' |
-  sort | uniq -c | awk '{printf "  HTTP %s: %s\n", $2, $1}'
-
-say "status (quota moved to where the buyers were)"
-sleep 1
-"$QUOTACTL" status "$PRODUCT"
-
+say "status"
+"$Q" status 1001
 say "audit"
-"$QUOTACTL" audit "$PRODUCT"
-if [[ $KEEP -eq 1 ]]; then
-  say "cluster left running"
-  echo "  source target/cluster/cluster.env; $QUOTACTL --help"
-  echo "  deploy/local/cluster.sh status | down"
+set +e
+"$Q" audit 1001
+audit_rc=$?
+set -e
+
+if [[ -n "$JSON" ]]; then
+  cp "$OUT/report.json" "$JSON"
 fi
+say "report: $OUT/report.json   chart: $OUT/chart.svg${JSON:+   copy: $JSON}"
+if [[ $KEEP -eq 1 ]]; then
+  echo "cluster left running:  source target/cluster/cluster.env; $Q --help"
+  echo "                       deploy/local/cluster.sh status | down"
+fi
+if [[ $loadgen_rc -ne 0 || $audit_rc -ne 0 ]]; then
+  echo "demo: FAILED (loadgen exit $loadgen_rc, audit exit $audit_rc)" >&2
+  exit 1
+fi
+echo "demo: ok — nothing oversold, no acknowledged order lost, audit exact"

@@ -21,10 +21,15 @@ pub enum DbError {
     /// The conditional update found too little quota (SQLSTATE QS001 from `quota_purchase`).
     #[error("sold out")]
     SoldOut,
-    /// Transient: serialization failure, deadlock, lost connection. The operation may be
-    /// retried (every write the node retries is idempotent).
+    /// Transient and definite — serialization failure, deadlock, a server-reported connection
+    /// error: the transaction did not commit. May be retried (every write the node retries is
+    /// idempotent).
     #[error("retryable database error: {0}")]
     Retryable(String),
+    /// The connection died mid-statement: the transaction may or may not have committed. May be
+    /// retried (idempotent per order id); if retries run out the outcome stays unknown.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
     /// The database cannot serve now (down, pool exhausted, statement timeout): answer 503.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -36,7 +41,7 @@ pub enum DbError {
 impl DbError {
     /// Whether a retry may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DbError::Retryable(_))
+        matches!(self, DbError::Retryable(_) | DbError::ConnectionLost(_))
     }
 }
 
@@ -48,8 +53,8 @@ impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(code) = e.code() else {
             count_error();
-            // No SQLSTATE: I/O error or closed connection.
-            return DbError::Retryable(e.to_string());
+            // No SQLSTATE: I/O error or closed connection — outcome unknown.
+            return DbError::ConnectionLost(e.to_string());
         };
         if code.code() == "QS001" {
             return DbError::SoldOut;
@@ -80,8 +85,11 @@ impl From<PoolError> for DbError {
         match e {
             PoolError::Backend(e) => {
                 let d = DbError::from(e);
+                // Failing to get a connection means nothing was sent.
                 match d {
-                    DbError::Retryable(m) | DbError::Other(m) => DbError::Unavailable(m),
+                    DbError::Retryable(m) | DbError::ConnectionLost(m) | DbError::Other(m) => {
+                        DbError::Unavailable(m)
+                    }
                     d => d,
                 }
             }

@@ -253,6 +253,15 @@ fn answer(
             (Settle::GiveBack, Err(ApiError::SoldOut))
         }
         Err(DbError::Retryable(m)) => {
+            tracing::warn!(error = %m, "purchase failed after retries; nothing committed");
+            (
+                Settle::GiveBack,
+                Err(ApiError::Unavailable(
+                    "the database is contended; retry shortly".into(),
+                )),
+            )
+        }
+        Err(DbError::ConnectionLost(m)) => {
             tracing::warn!(error = %m, "purchase failed after retries; outcome unknown");
             (
                 Settle::Unknown,

@@ -646,29 +646,40 @@ impl Etcd {
             .await
             .expect("connect to etcd")
     }
-
-    /// SIGKILL etcd.
-    pub fn kill9(&mut self) {
-        self.proc.kill9();
-    }
-
-    /// Graceful stop (SIGTERM).
-    pub async fn stop(&mut self) {
-        self.proc.stop_async().await;
-    }
-
-    /// Start again on the same ports with the same data; waits for health.
-    pub async fn start_again(&mut self) {
-        self.proc.restart();
-        self.wait_ready().await;
-    }
-
-    /// Graceful stop, then start again.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.start_again().await;
-    }
 }
+
+/// Lifecycle of a spawned service, the same for every kind: `kill9` (SIGKILL), `stop` (the
+/// kind's graceful signal; fast shutdown for Postgres), `start_again` (same command, ports and
+/// data; waits until ready), `restart`.
+macro_rules! lifecycle {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// SIGKILL the process (and its direct children).
+            pub fn kill9(&mut self) {
+                self.proc.kill9();
+            }
+
+            /// Graceful stop with the kind's stop signal.
+            pub async fn stop(&mut self) {
+                self.proc.stop_async().await;
+            }
+
+            /// Start again with the same command line, ports and data; waits until ready.
+            pub async fn start_again(&mut self) {
+                self.proc.restart();
+                self.wait_ready().await;
+            }
+
+            /// Graceful stop, then start again.
+            pub async fn restart(&mut self) {
+                self.stop().await;
+                self.start_again().await;
+            }
+        }
+    )*};
+}
+
+lifecycle!(Etcd, Redis, Postgres, Node, Coordinator);
 
 // ---------------------------------------------------------------------------
 // Redis
@@ -729,28 +740,6 @@ impl Redis {
             .get_multiplexed_async_connection()
             .await
             .expect("connect to redis")
-    }
-
-    /// SIGKILL redis (all keys are lost: no persistence).
-    pub fn kill9(&mut self) {
-        self.proc.kill9();
-    }
-
-    /// Graceful stop (SIGTERM).
-    pub async fn stop(&mut self) {
-        self.proc.stop_async().await;
-    }
-
-    /// Start again on the same port (empty, as there is no persistence).
-    pub async fn start_again(&mut self) {
-        self.proc.restart();
-        self.wait_ready().await;
-    }
-
-    /// Graceful stop, then start again on the same port.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.start_again().await;
     }
 }
 
@@ -929,29 +918,6 @@ impl Postgres {
     pub async fn client(&self) -> tokio_postgres::Client {
         pg_connect(&self.url).await.expect("connect to postgres")
     }
-
-    /// SIGKILL the postmaster (and its backends, so it can restart at once).
-    pub fn kill9(&mut self) {
-        self.proc.kill9();
-    }
-
-    /// Fast shutdown (SIGINT): aborts sessions, checkpoints, exits.
-    pub async fn stop(&mut self) {
-        self.proc.stop_async().await;
-    }
-
-    /// Start again with the same data dir and port (crash recovery after
-    /// `kill9`); waits until `quota` is connectable.
-    pub async fn start_again(&mut self) {
-        self.proc.restart();
-        self.wait_ready().await;
-    }
-
-    /// Fast shutdown, then start again.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.start_again().await;
-    }
 }
 
 impl Drop for Postgres {
@@ -1047,28 +1013,6 @@ impl Node {
         self.proc
             .wait_until("ready (/readyz 200)", READY_TIMEOUT, || http_ok(&url))
             .await;
-    }
-
-    /// SIGKILL the node.
-    pub fn kill9(&mut self) {
-        self.proc.kill9();
-    }
-
-    /// Graceful stop (SIGTERM).
-    pub async fn stop(&mut self) {
-        self.proc.stop_async().await;
-    }
-
-    /// Start again with the same command line; waits for /readyz.
-    pub async fn start_again(&mut self) {
-        self.proc.restart();
-        self.wait_ready().await;
-    }
-
-    /// Graceful stop, then start again.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.start_again().await;
     }
 }
 
@@ -1178,28 +1122,6 @@ impl Coordinator {
         self.proc
             .wait_until("ready (/readyz 200)", READY_TIMEOUT, || http_ok(&url))
             .await;
-    }
-
-    /// SIGKILL the coordinator.
-    pub fn kill9(&mut self) {
-        self.proc.kill9();
-    }
-
-    /// Graceful stop (SIGTERM).
-    pub async fn stop(&mut self) {
-        self.proc.stop_async().await;
-    }
-
-    /// Start again with the same command line; waits for /readyz.
-    pub async fn start_again(&mut self) {
-        self.proc.restart();
-        self.wait_ready().await;
-    }
-
-    /// Graceful stop, then start again.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.start_again().await;
     }
 }
 
