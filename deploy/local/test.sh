@@ -13,4 +13,4 @@ bash deploy/local/cluster.sh install
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --bins --locked
-cargo test --workspace --locked -- --test-threads "${QUOTA_TEST_THREADS:-2}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads "${QUOTA_TEST_THREADS:-2}"

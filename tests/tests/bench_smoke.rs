@@ -126,7 +126,14 @@ fn bench_regions_smoke() {
     assert_eq!(names, ["escrow", "static", "central"]);
     for d in designs {
         assert_eq!(d["oversold"], 0, "{d}");
-        assert_eq!(d["lost_orders"], 0, "{d}");
+        assert_eq!(d["audit"], "ok", "{d}");
+        if d["name"] == "central" {
+            // One database serves all three regions there: the generator's per-region
+            // Postgres check does not apply (the audit covers the central books).
+            assert!(d["lost_orders"].is_null(), "{d}");
+        } else {
+            assert_eq!(d["lost_orders"], 0, "{d}");
+        }
     }
 }
 
