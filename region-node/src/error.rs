@@ -106,8 +106,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::SaleNotActive(_) => "sale_not_active",
-            ApiError::AlreadyPurchased { order_id: Some(_) } => "already_purchased",
-            ApiError::AlreadyPurchased { order_id: None } => "already_purchased",
+            ApiError::AlreadyPurchased { .. } => "already_purchased",
             ApiError::SoldOut => "sold_out",
             ApiError::WrongRegion(_) => "wrong_region",
             ApiError::Unauthorized => "unauthorized",
@@ -146,5 +145,42 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code the API can answer with is documented in the OpenAPI document.
+    #[test]
+    fn every_error_code_is_documented() {
+        let doc: serde_json::Value = serde_json::from_str(crate::http::OPENAPI).unwrap();
+        let codes = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+            ["code"]["enum"];
+        let all = [
+            ApiError::InvalidRequest(String::new()),
+            ApiError::PayloadTooLarge(1),
+            ApiError::UnknownProduct(1),
+            ApiError::UnknownOrder(uuid::Uuid::nil()),
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::SaleNotActive(String::new()),
+            ApiError::AlreadyPurchased { order_id: None },
+            ApiError::SoldOut,
+            ApiError::AwaitingStock,
+            ApiError::WrongRegion(String::new()),
+            ApiError::Unauthorized,
+            ApiError::RateLimited { retry_after_s: 1 },
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        for e in all {
+            assert!(
+                codes.as_array().unwrap().iter().any(|c| c == e.code()),
+                "{} is not in openapi.json",
+                e.code()
+            );
+        }
     }
 }
