@@ -17,7 +17,7 @@ use quota_shared::model::ProductSpec;
 
 /// One product and its in-process flags.
 pub struct ProductEntry {
-    spec: RwLock<ProductSpec>,
+    spec: RwLock<Arc<ProductSpec>>,
     /// Set when Redis answered "no stock"; cleared when stock comes back (grant, give-back,
     /// reconciliation). A stale `true` costs a false 410 for at most one reconcile period;
     /// it never admits anybody.
@@ -31,14 +31,18 @@ pub struct ProductEntry {
     pub attempts: AtomicU64,
     /// The quota row as the reconciler last read it (reported to the coordinator).
     pub last_quota: Mutex<Option<QuotaRow>>,
+    /// The cumulative grant being applied that Redis does not reflect yet (0: none). Until a
+    /// reconciliation pass has read `g` at least this high and raised Redis stock, "no stock" in
+    /// Redis means "stock arriving", not "sold out".
+    pub restock_target: AtomicI64,
     /// What the leader last said could still move here (see `quota_shared::model::Movable`).
     pub movable: Mutex<Option<quota_shared::model::Movable>>,
 }
 
 impl ProductEntry {
-    /// A copy of the current spec.
-    pub fn spec(&self) -> ProductSpec {
-        self.spec.read().expect("catalog lock poisoned").clone()
+    /// The current spec (shared, not copied: this is on every purchase).
+    pub fn spec(&self) -> Arc<ProductSpec> {
+        Arc::clone(&self.spec.read().expect("catalog lock poisoned"))
     }
     /// Whether the sold-out flag is set.
     pub fn is_sold_out(&self) -> bool {
@@ -48,14 +52,31 @@ impl ProductEntry {
     pub fn quota(&self) -> Option<QuotaRow> {
         *self.last_quota.lock().expect("catalog lock poisoned")
     }
-    /// Whether units could still reach `region` from elsewhere, by a report younger than
-    /// `max_age_ms` (older, or none: we cannot tell, and the local truth — sold out — stands).
+    /// Whether units could still reach `region`: a grant being applied here, or units elsewhere
+    /// by a report younger than `max_age_ms` (older, or none: we cannot tell, and the local
+    /// truth — sold out — stands).
     pub fn stock_elsewhere(&self, region: &str, now_ms: i64, max_age_ms: i64) -> bool {
-        self.movable
-            .lock()
-            .expect("catalog lock poisoned")
-            .as_ref()
-            .is_some_and(|m| now_ms - m.at_ms <= max_age_ms && m.elsewhere(region) > 0)
+        self.restock_target.load(Ordering::Relaxed) > 0
+            || self
+                .movable
+                .lock()
+                .expect("catalog lock poisoned")
+                .as_ref()
+                .is_some_and(|m| now_ms - m.at_ms <= max_age_ms && m.elsewhere(region) > 0)
+    }
+
+    /// A reconciliation pass that read `granted` has made Redis reflect it: clear the restock
+    /// marker unless a newer grant is still being applied.
+    pub fn restocked_up_to(&self, granted: i64) {
+        let target = self.restock_target.load(Ordering::Relaxed);
+        if target > 0 && granted >= target {
+            let _ = self.restock_target.compare_exchange(
+                target,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Sets or clears the flag from a known stock level.
@@ -84,18 +105,19 @@ impl Catalog {
     pub fn upsert(&self, spec: ProductSpec) {
         let mut map = self.inner.write().expect("catalog lock poisoned");
         match map.get(&spec.product_id) {
-            Some(e) => *e.spec.write().expect("catalog lock poisoned") = spec,
+            Some(e) => *e.spec.write().expect("catalog lock poisoned") = Arc::new(spec),
             None => {
                 map.insert(
                     spec.product_id,
                     Arc::new(ProductEntry {
-                        spec: RwLock::new(spec),
+                        spec: RwLock::new(Arc::new(spec)),
                         sold_out: AtomicBool::new(false),
                         in_flight: AtomicI64::new(0),
                         holding_seen: AtomicI64::new(0),
                         attempts: AtomicU64::new(0),
                         last_quota: Mutex::new(None),
                         movable: Mutex::new(None),
+                        restock_target: AtomicI64::new(0),
                     }),
                 );
             }

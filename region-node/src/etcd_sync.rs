@@ -416,6 +416,13 @@ impl EtcdSync {
                 return Ok(());
             }
         }
+        if let Some(e) = self.st.catalog.get(product_id) {
+            let reconciled = e.quota().map(|q| q.granted).unwrap_or(0);
+            if cumulative > reconciled {
+                // Set before the commit; cleared by the first reconciliation that reads it.
+                e.restock_target.fetch_max(cumulative, Ordering::Relaxed);
+            }
+        }
         let (before, after) = self.st.db.apply_grant(product_id, cumulative).await?;
         let added = grant_increment(before, cumulative);
         if added > 0 {

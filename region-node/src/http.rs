@@ -134,7 +134,7 @@ async fn product_handler(
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .unwrap_or_default();
-    let spec = entry.spec();
+    let spec = (*entry.spec()).clone();
     Ok(Json(ProductView {
         active: spec.is_active(chrono::Utc::now()),
         spec,

@@ -54,35 +54,21 @@ pub async fn purchase(
     if !redis {
         // v1/v2 (benchmark baselines): straight to Postgres, in a task for cancel-safety.
         let st2 = Arc::clone(st);
+        let entry2 = Arc::clone(&entry);
         let task = tokio::spawn(async move {
-            let r = with_retries(|| async {
-                match st2.strategy {
-                    Strategy::V1 => {
-                        st2.db
-                            .purchase_pessimistic(
-                                order_id,
-                                product_id,
-                                req.user_id,
-                                req.quantity as i32,
-                                &st2.region,
-                            )
-                            .await
-                    }
-                    _ => {
-                        st2.db
-                            .purchase_optimistic(
-                                order_id,
-                                product_id,
-                                req.user_id,
-                                req.quantity as i32,
-                                &st2.region,
-                            )
-                            .await
-                    }
-                }
+            let qty = req.quantity as i32;
+            let r = with_retries(|| {
+                st2.db.purchase_as(
+                    st2.strategy,
+                    order_id,
+                    product_id,
+                    req.user_id,
+                    qty,
+                    &st2.region,
+                )
             })
             .await;
-            answer(&st2, r).1
+            answer(&st2, &entry2, r).1
         });
         return task
             .await
@@ -203,12 +189,19 @@ async fn commit(
                 .await
         } else {
             st.db
-                .purchase(order_id, product_id, ticket.user_id, qty, &st.region)
+                .purchase_as(
+                    st.strategy,
+                    order_id,
+                    product_id,
+                    ticket.user_id,
+                    qty,
+                    &st.region,
+                )
                 .await
         }
     })
     .await;
-    let (settle, answer) = answer(st, result);
+    let (settle, answer) = answer(st, entry, result);
     match settle {
         Settle::Committed => {
             // Off the response path: the reconciler also forgets committed tickets.
@@ -233,6 +226,7 @@ async fn commit(
 /// Maps what Postgres said to how the ticket ends and what the buyer hears.
 fn answer(
     st: &Arc<AppState>,
+    entry: &ProductEntry,
     result: Result<PurchaseOutcome, DbError>,
 ) -> (Settle, Result<Order, ApiError>) {
     match result {
@@ -248,9 +242,10 @@ fn answer(
             Err(ApiError::SaleNotActive("the sale is not active".into())),
         ),
         Err(DbError::SoldOut) => {
-            // Redis admitted what Postgres cannot sell: Redis was ahead. Correct it now.
+            // Redis admitted what Postgres cannot sell (Redis was ahead; correct it now), or a
+            // v1/v2 row check said so: the same sold-out-or-awaiting-stock rule as everywhere.
             st.reconcile_now.notify_one();
-            (Settle::GiveBack, Err(ApiError::SoldOut))
+            (Settle::GiveBack, Err(sold_out(st, entry)))
         }
         Err(DbError::Retryable(m)) => {
             tracing::warn!(error = %m, "purchase failed after retries; nothing committed");

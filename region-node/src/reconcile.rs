@@ -148,6 +148,7 @@ impl Reconciler {
                     metrics::counter!("quota_reconcile_repairs_total", "kind" => "rebuild")
                         .increment(1);
                     entry.observe_stock(stock);
+                    entry.restocked_up_to(q.granted);
                     entry
                         .holding_seen
                         .store(q.granted - q.released, Ordering::Relaxed);
@@ -183,6 +184,8 @@ impl Reconciler {
                             .increment(expired as u64);
                     }
                     entry.observe_stock(new);
+                    // Redis now reflects every grant this pass read.
+                    entry.restocked_up_to(q.granted);
                     metrics::gauge!("quota_stock", "product" => p, "kind" => "redis")
                         .set(new as f64);
                 }

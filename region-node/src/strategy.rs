@@ -116,6 +116,33 @@ async fn insert_order(
 }
 
 impl Db {
+    /// The purchase transaction of `strategy` (v4 batches winners first: [`crate::batch`]; a
+    /// batch that cannot commit falls back to the v3 statement, which this also runs).
+    pub async fn purchase_as(
+        &self,
+        strategy: Strategy,
+        order_id: uuid::Uuid,
+        product_id: i64,
+        user_id: i64,
+        quantity: i32,
+        region: &str,
+    ) -> Result<PurchaseOutcome, DbError> {
+        match strategy {
+            Strategy::V1 => {
+                self.purchase_pessimistic(order_id, product_id, user_id, quantity, region)
+                    .await
+            }
+            Strategy::V2 => {
+                self.purchase_optimistic(order_id, product_id, user_id, quantity, region)
+                    .await
+            }
+            Strategy::V3 | Strategy::V4 => {
+                self.purchase(order_id, product_id, user_id, quantity, region)
+                    .await
+            }
+        }
+    }
+
     /// V1: `SELECT … FOR UPDATE`, insert, update, commit.
     pub async fn purchase_pessimistic(
         &self,

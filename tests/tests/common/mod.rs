@@ -127,6 +127,13 @@ pub async fn create_sale(c: &Cluster, product: i64, total: i64, split: &str) {
             }
         })
         .await;
+        // Postgres has the grant; the region sells once Redis admits against it too.
+        let r = c.redis_conn(region).await;
+        wait_for(&format!("{region}'s Redis to admit its grant"), || {
+            let mut r = r.clone();
+            async move { redis_stock(&mut r, product).await == Some(units) }
+        })
+        .await;
     }
 }
 
