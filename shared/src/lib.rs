@@ -9,6 +9,7 @@
 //! * [`policy`] — the pure rebalance policy: which grants and releases the coordinator issues.
 //! * [`config`] — config-file loading shared by every binary (`--config FILE`).
 //! * [`api`] — the JSON error envelope every HTTP service answers with.
+//! * [`wire`] — the typed HTTP contract between region nodes, coordinator, quotactl, loadgen.
 //!
 //! Nothing here does I/O, so all of it is unit- and property-tested without servers.
 
@@ -22,3 +23,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod shutdown;
 pub mod telemetry;
+pub mod wire;
