@@ -17,11 +17,11 @@
 use crate::series::Sample;
 
 /// A 410 the client received: seconds since start, region index into `names`.
-pub type SoldOutAnswer = (f64, usize);
+pub(crate) type SoldOutAnswer = (f64, usize);
 
 /// Number of false sold-outs (see module docs): 410s answered before the last successful
 /// purchase was sent.
-pub fn false_sold_outs(answers: &[SoldOutAnswer], last_201_sent_s: Option<f64>) -> u64 {
+pub(crate) fn false_sold_outs(answers: &[SoldOutAnswer], last_201_sent_s: Option<f64>) -> u64 {
     let Some(last) = last_201_sent_s else {
         return 0;
     };
@@ -29,7 +29,11 @@ pub fn false_sold_outs(answers: &[SoldOutAnswer], last_201_sent_s: Option<f64>) 
 }
 
 /// Stranded units (see module docs); None without a final sample.
-pub fn stranded(final_sample: Option<&Sample>, last_410_s: Option<f64>, end_s: f64) -> Option<i64> {
+pub(crate) fn stranded(
+    final_sample: Option<&Sample>,
+    last_410_s: Option<f64>,
+    end_s: f64,
+) -> Option<i64> {
     let s = final_sample?;
     let refused_at_end = last_410_s.is_some_and(|t| t >= end_s - 1.0);
     Some(if refused_at_end {
@@ -40,7 +44,7 @@ pub fn stranded(final_sample: Option<&Sample>, last_410_s: Option<f64>, end_s: f
 }
 
 /// Seconds from start to sell-out (see module docs).
-pub fn sellout_time(
+pub(crate) fn sellout_time(
     samples: &[Sample],
     last_201_s: Option<f64>,
     last_410_s: Option<f64>,
@@ -55,12 +59,12 @@ pub fn sellout_time(
 }
 
 /// Units sold beyond the total; must be 0.
-pub fn oversold(total: i64, sold: i64) -> i64 {
+pub(crate) fn oversold(total: i64, sold: i64) -> i64 {
     (sold - total).max(0)
 }
 
 /// `part` as a percentage of `whole` (0 when `whole` is 0).
-pub fn percent(part: u64, whole: u64) -> f64 {
+pub(crate) fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {

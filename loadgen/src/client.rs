@@ -9,7 +9,7 @@ use crate::retry::TRANSPORT_ERROR;
 
 /// A region node's answer to one purchase.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// HTTP status, or [`TRANSPORT_ERROR`] when no answer arrived.
     pub status: u16,
     /// The order id of a 201 (None if the body had none).
@@ -23,7 +23,7 @@ struct Created {
 
 /// Sends purchases to the configured regions over one shared connection pool.
 #[derive(Clone)]
-pub struct PurchaseClient {
+pub(crate) struct PurchaseClient {
     http: reqwest::Client,
     /// Purchase URL per region index.
     urls: Vec<String>,
@@ -31,7 +31,7 @@ pub struct PurchaseClient {
 
 impl PurchaseClient {
     /// A client for `product` in `regions`, keeping up to `pool` idle connections per node.
-    pub fn new(
+    pub(crate) fn new(
         regions: &[RegionTarget],
         product: i64,
         timeout: Duration,
@@ -55,21 +55,18 @@ impl PurchaseClient {
     }
 
     /// Buyer `user` tries to buy one unit in region `region`.
-    pub async fn purchase(&self, region: usize, user: i64) -> Answer {
+    pub(crate) async fn purchase(&self, region: usize, user: i64) -> Answer {
         let sent = self
             .http
             .post(&self.urls[region])
             .json(&serde_json::json!({ "user_id": user }))
             .send()
             .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(_) => {
-                return Answer {
-                    status: TRANSPORT_ERROR,
-                    order_id: None,
-                }
-            }
+        let Ok(resp) = sent else {
+            return Answer {
+                status: TRANSPORT_ERROR,
+                order_id: None,
+            };
         };
         let status = resp.status().as_u16();
         // Read the body either way so the connection goes back to the pool.

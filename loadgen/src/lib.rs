@@ -7,27 +7,31 @@
 //! coordinator, then verifies the books: acknowledged orders present in Postgres, nothing
 //! oversold, the coordinator's audit. See [`run`], [`Config`] and [`Report`].
 //!
-//! Pure logic — [`schedule`], [`retry`], [`analysis`], [`report`], [`table`], [`svg`] — is
-//! separate from I/O — [`client`], [`coordinator`], [`sampler`], [`verify`], [`runner`].
+//! Pure logic — `schedule`, `retry`, `analysis`, `report`, `table`, `svg` — is
+//! separate from I/O — `client`, `coordinator`, `sampler`, `verify`, `runner`.
 
-pub mod analysis;
-pub mod client;
-pub mod config;
-pub mod coordinator;
-pub mod error;
-pub mod progress;
-pub mod recorder;
-pub mod report;
-pub mod retry;
-pub mod runner;
-pub mod sampler;
-pub mod schedule;
-pub mod series;
-pub mod svg;
-pub mod table;
-pub mod verify;
+mod analysis;
+mod client;
+mod config;
+mod coordinator;
+mod error;
+mod progress;
+mod recorder;
+mod report;
+mod retry;
+mod runner;
+mod sampler;
+mod schedule;
+mod series;
+mod svg;
+mod table;
+mod verify;
 
-pub use config::{Config, CoordinatorTarget, RegionTarget, WeightShift, Weights};
+pub use config::{
+    parse_pair, parse_weights, Config, CoordinatorTarget, RegionTarget, WeightShift, Weights,
+};
 pub use error::Error;
 pub use report::Report;
 pub use runner::run;
+pub use svg::render as render_svg;
+pub use table::render as render_table;

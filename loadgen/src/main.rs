@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{ArgAction, Parser};
-use quota_loadgen::config::{parse_pair, parse_weights};
-use quota_loadgen::{Config, CoordinatorTarget, RegionTarget, Report, WeightShift};
+use quota_loadgen::{
+    parse_pair, parse_weights, Config, CoordinatorTarget, RegionTarget, Report, WeightShift,
+};
 
 /// Flash-sale load generator: open-loop buyers against real region nodes.
 #[derive(Debug, Parser)]
@@ -135,13 +136,13 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let cfg = config(&args)?;
     let report = quota_loadgen::run(cfg).await?;
-    print!("{}", quota_loadgen::table::render(&report));
+    print!("{}", quota_loadgen::render_table(&report));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.svg {
-        let svg = quota_loadgen::svg::render(&report);
+        let svg = quota_loadgen::render_svg(&report);
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     if failed(&report) {

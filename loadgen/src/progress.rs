@@ -14,7 +14,7 @@ use crate::recorder::Recorder;
 
 /// The live counters at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Seconds since start.
     pub elapsed_s: f64,
     /// Requests answered so far.
@@ -35,7 +35,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads the recorder.
-    pub fn of(rec: &Recorder) -> Snapshot {
+    pub(crate) fn of(rec: &Recorder) -> Snapshot {
         let l = &rec.live;
         Snapshot {
             elapsed_s: rec.t0().elapsed().as_secs_f64(),
@@ -51,7 +51,7 @@ impl Snapshot {
 }
 
 /// The progress line for `now`, with the attempt rate since `prev`.
-pub fn line(prev: &Snapshot, now: &Snapshot) -> String {
+pub(crate) fn line(prev: &Snapshot, now: &Snapshot) -> String {
     let dt = now.elapsed_s - prev.elapsed_s;
     let rate = if dt > 0.0 {
         now.attempts.saturating_sub(prev.attempts) as f64 / dt
@@ -69,7 +69,7 @@ pub fn line(prev: &Snapshot, now: &Snapshot) -> String {
 }
 
 /// Prints the line every second until `done`.
-pub async fn ticker(rec: Arc<Recorder>, done: CancellationToken) {
+pub(crate) async fn ticker(rec: Arc<Recorder>, done: CancellationToken) {
     let in_place = std::io::stderr().is_terminal();
     let mut prev = Snapshot::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -18,13 +18,13 @@ use crate::series::ClientBucket;
 const MAX_MICROS: u64 = 60_000_000;
 
 /// A latency histogram in microseconds, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds")
 }
 
 /// Counters read by the progress line while the run goes on.
 #[derive(Debug, Default)]
-pub struct Live {
+pub(crate) struct Live {
     /// Requests answered.
     pub attempts: AtomicU64,
     /// 201 answers.
@@ -41,7 +41,7 @@ pub struct Live {
 
 /// Everything recorded for one region.
 #[derive(Debug, Clone)]
-pub struct RegionRecord {
+pub(crate) struct RegionRecord {
     /// Latency of every request, from its intended send time to its answer.
     pub requests: Histogram<u64>,
     /// Same, split by status (0 = transport error).
@@ -68,7 +68,7 @@ impl RegionRecord {
 
 /// What the recorder holds when the run is over.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Per region, in config order.
     pub regions: Vec<RegionRecord>,
     /// Every 410 the client received.
@@ -96,7 +96,7 @@ struct Inner {
 }
 
 /// The shared sink of a run.
-pub struct Recorder {
+pub(crate) struct Recorder {
     t0: Instant,
     region_count: usize,
     /// Live counters.
@@ -110,7 +110,7 @@ fn micros(d: Duration) -> u64 {
 
 impl Recorder {
     /// A recorder for `region_count` regions; `t0` is the run's start.
-    pub fn new(t0: Instant, region_count: usize) -> Self {
+    pub(crate) fn new(t0: Instant, region_count: usize) -> Self {
         Recorder {
             t0,
             region_count,
@@ -128,12 +128,12 @@ impl Recorder {
     }
 
     /// The run's start.
-    pub fn t0(&self) -> Instant {
+    pub(crate) fn t0(&self) -> Instant {
         self.t0
     }
 
     /// One answered request: `latency` from its intended send time, answered at `at`.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         region: usize,
         status: u16,
@@ -194,7 +194,7 @@ impl Recorder {
     }
 
     /// A buyer's final answer, `latency` from its arrival's intended time.
-    pub fn outcome(&self, region: usize, status: u16, latency: Duration) {
+    pub(crate) fn outcome(&self, region: usize, status: u16, latency: Duration) {
         let mut inner = self.inner.lock().expect("recorder lock");
         inner.regions[region]
             .by_outcome
@@ -204,13 +204,13 @@ impl Recorder {
     }
 
     /// The P99 of every request so far, in milliseconds.
-    pub fn p99_ms(&self) -> f64 {
+    pub(crate) fn p99_ms(&self) -> f64 {
         let inner = self.inner.lock().expect("recorder lock");
         inner.all.value_at_quantile(0.99) as f64 / 1000.0
     }
 
     /// Takes what was recorded (the run is over).
-    pub fn finish(&self) -> Recorded {
+    pub(crate) fn finish(&self) -> Recorded {
         let mut inner = self.inner.lock().expect("recorder lock");
         let mut sold_outs = std::mem::take(&mut inner.sold_outs);
         sold_outs.sort_by(|a, b| a.0.total_cmp(&b.0));

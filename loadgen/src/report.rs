@@ -115,7 +115,7 @@ pub struct Report {
 
 /// Everything the report is computed from.
 #[derive(Debug, Clone)]
-pub struct RunFacts {
+pub(crate) struct RunFacts {
     /// Product played.
     pub product: i64,
     /// Region names, in the order `recorded` uses.
@@ -141,7 +141,7 @@ fn per_sec(n: u64, secs: f64) -> f64 {
 }
 
 /// Computes the report.
-pub fn build(f: RunFacts) -> Report {
+pub(crate) fn build(f: RunFacts) -> Report {
     let r = &f.recorded;
     let mut regions = BTreeMap::new();
     let mut client_series = BTreeMap::new();
@@ -154,8 +154,8 @@ pub fn build(f: RunFacts) -> Report {
         };
         let region = RegionReport {
             attempts: all.count,
-            orders: rec.by_status.get(&201).map_or(0, |h| h.len()),
-            buyers: rec.by_outcome.values().map(|h| h.len()).sum(),
+            orders: rec.by_status.get(&201).map_or(0, Histogram::len),
+            buyers: rec.by_outcome.values().map(Histogram::len).sum(),
             p50_ms: all.p50_ms,
             p99_ms: all.p99_ms,
             p999_ms: all.p999_ms,

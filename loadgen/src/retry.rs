@@ -8,21 +8,21 @@
 use std::time::Duration;
 
 /// Status used for an answer that never arrived (connect error, timeout).
-pub const TRANSPORT_ERROR: u16 = 0;
+pub(crate) const TRANSPORT_ERROR: u16 = 0;
 
 /// Whether a buyer that got `status` tries again (if it has tries left).
-pub fn is_retryable(status: u16) -> bool {
+pub(crate) fn is_retryable(status: u16) -> bool {
     matches!(status, 503 | 429 | 410)
 }
 
 /// Pause before a retry: `base` scaled by `0.5 + u` for a uniform `u` in `[0, 1)`, so retries of
 /// buyers that failed together spread out instead of arriving together again.
-pub fn backoff(base: Duration, u: f64) -> Duration {
+pub(crate) fn backoff(base: Duration, u: f64) -> Duration {
     base.mul_f64(0.5 + u.clamp(0.0, 1.0))
 }
 
 /// Short name of a status for reports: the number, or `error` for a transport error.
-pub fn status_label(status: u16) -> String {
+pub(crate) fn status_label(status: u16) -> String {
     if status == TRANSPORT_ERROR {
         "error".to_string()
     } else {

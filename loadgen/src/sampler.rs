@@ -11,7 +11,7 @@ use crate::series::Sample;
 
 /// How sampling went: failures are reported, not fatal.
 #[derive(Debug, Default)]
-pub struct SamplerOutcome {
+pub(crate) struct SamplerOutcome {
     /// Status requests that failed.
     pub errors: u64,
     /// The first failure, in words.
@@ -20,7 +20,7 @@ pub struct SamplerOutcome {
 
 /// Samples every `every` into `samples` until `done`; cancels `sellout` (if given) once the
 /// coordinator reports every unit sold. A sample is stamped at the midpoint of its request.
-pub async fn sample_loop(
+pub(crate) async fn sample_loop(
     client: CoordinatorClient,
     t0: Instant,
     every: Duration,

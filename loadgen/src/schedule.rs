@@ -10,7 +10,7 @@ use crate::config::{Config, Weights};
 
 /// Intended arrival times: `spike_rate` for `spike_secs`, then `rate`, until `duration_secs`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ArrivalSchedule {
+pub(crate) struct ArrivalSchedule {
     /// Buyers per second during the spike.
     pub spike_rate: f64,
     /// Spike length in seconds.
@@ -23,7 +23,7 @@ pub struct ArrivalSchedule {
 
 impl ArrivalSchedule {
     /// The schedule a config asks for.
-    pub fn from_config(c: &Config) -> ArrivalSchedule {
+    pub(crate) fn from_config(c: &Config) -> ArrivalSchedule {
         ArrivalSchedule {
             spike_rate: c.spike_rate,
             spike_secs: c.spike_secs,
@@ -33,7 +33,7 @@ impl ArrivalSchedule {
     }
 
     /// Seconds after the start at which arrival `i` (0-based) is due; None once past the end.
-    pub fn offset(&self, i: u64) -> Option<f64> {
+    pub(crate) fn offset(&self, i: u64) -> Option<f64> {
         let i = i as f64;
         // A zero spike rate means no spike: the steady rate starts at once.
         let spike_secs = if self.spike_rate > 0.0 {
@@ -52,8 +52,9 @@ impl ArrivalSchedule {
         (t < self.duration_secs).then_some(t)
     }
 
-    /// How many arrivals the whole schedule holds.
-    pub fn total(&self) -> u64 {
+    /// How many arrivals the whole schedule holds (the tests check the schedule with it).
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
         // Offsets grow with i, so count by bisection instead of walking millions of arrivals.
         let (mut lo, mut hi) = (0u64, 1u64);
         while self.offset(hi - 1).is_some() {
@@ -75,7 +76,7 @@ impl ArrivalSchedule {
 
 /// Picks the region of each arrival from the weights in force at its intended time.
 #[derive(Debug, Clone)]
-pub struct RegionPicker {
+pub(crate) struct RegionPicker {
     /// (start second, weight per region index), by start time.
     phases: Vec<(f64, Vec<i64>)>,
     phase: usize,
@@ -84,7 +85,11 @@ pub struct RegionPicker {
 
 impl RegionPicker {
     /// A picker over `regions` (report order) with the config's weights and optional shift.
-    pub fn new(regions: &[String], weights: &Weights, shift: Option<(f64, &Weights)>) -> Self {
+    pub(crate) fn new(
+        regions: &[String],
+        weights: &Weights,
+        shift: Option<(f64, &Weights)>,
+    ) -> Self {
         let vector = |w: &Weights| -> Vec<i64> {
             regions
                 .iter()
@@ -109,7 +114,7 @@ impl RegionPicker {
     }
 
     /// The picker a config asks for.
-    pub fn from_config(c: &Config) -> Self {
+    pub(crate) fn from_config(c: &Config) -> Self {
         RegionPicker::new(
             &c.region_names(),
             &c.weights,
@@ -118,7 +123,7 @@ impl RegionPicker {
     }
 
     /// Region index for an arrival due at `t` seconds (calls must come in time order).
-    pub fn pick(&mut self, t: f64) -> usize {
+    pub(crate) fn pick(&mut self, t: f64) -> usize {
         while self.phase + 1 < self.phases.len() && t >= self.phases[self.phase + 1].0 {
             self.phase += 1;
             self.current.iter_mut().for_each(|c| *c = 0);
@@ -154,7 +159,7 @@ mod tests {
     fn count_in(s: &ArrivalSchedule, from: f64, to: f64) -> u64 {
         (0..)
             .map(|i| s.offset(i))
-            .take_while(|o| o.is_some())
+            .take_while(Option::is_some)
             .flatten()
             .filter(|&t| t >= from && t < to)
             .count() as u64
@@ -212,7 +217,7 @@ mod tests {
         let mut p = RegionPicker::new(&names(), &w, None);
         let mut counts = [0; 3];
         for i in 0..1000 {
-            counts[p.pick(i as f64 / 1000.0)] += 1;
+            counts[p.pick(f64::from(i) / 1000.0)] += 1;
         }
         assert_eq!(counts, [700, 200, 100]);
     }
@@ -221,7 +226,7 @@ mod tests {
     fn smooth_interleaving() {
         let w = parse_weights("east=1,south=1").unwrap();
         let mut p = RegionPicker::new(&names(), &w, None);
-        let picks: Vec<usize> = (0..6).map(|i| p.pick(i as f64)).collect();
+        let picks: Vec<usize> = (0..6).map(|i| p.pick(f64::from(i))).collect();
         assert_eq!(picks, [0, 1, 0, 1, 0, 1]);
     }
 
@@ -230,7 +235,7 @@ mod tests {
         let mut p = RegionPicker::new(&names(), &Weights::new(), None);
         let mut counts = [0; 3];
         for i in 0..300 {
-            counts[p.pick(i as f64)] += 1;
+            counts[p.pick(f64::from(i))] += 1;
         }
         assert_eq!(counts, [100, 100, 100]);
     }
@@ -242,7 +247,7 @@ mod tests {
         let mut p = RegionPicker::new(&names(), &before, Some((10.0, &after)));
         let (mut a, mut b) = ([0; 3], [0; 3]);
         for i in 0..2000 {
-            let t = i as f64 / 100.0; // 100 arrivals per second for 20 s
+            let t = f64::from(i) / 100.0; // 100 arrivals per second for 20 s
             let r = p.pick(t);
             if t < 10.0 {
                 a[r] += 1;

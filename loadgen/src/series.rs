@@ -57,26 +57,6 @@ impl Sample {
     }
 }
 
-/// Index of the sample nearest in time to `t` (samples in time order), None if there are none.
-pub fn nearest(samples: &[Sample], t: f64) -> Option<usize> {
-    if samples.is_empty() {
-        return None;
-    }
-    let after = samples.partition_point(|s| s.t_s < t);
-    if after == 0 {
-        return Some(0);
-    }
-    if after == samples.len() {
-        return Some(after - 1);
-    }
-    let (before_gap, after_gap) = (t - samples[after - 1].t_s, samples[after].t_s - t);
-    Some(if after_gap < before_gap {
-        after
-    } else {
-        after - 1
-    })
-}
-
 /// What the client itself saw in one region during one second of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientBucket {
@@ -97,17 +77,6 @@ mod tests {
             t_s: t,
             ..Sample::default()
         }
-    }
-
-    #[test]
-    fn nearest_sample() {
-        let s = vec![at(0.0), at(1.0), at(2.0)];
-        assert_eq!(nearest(&[], 1.0), None);
-        assert_eq!(nearest(&s, -5.0), Some(0));
-        assert_eq!(nearest(&s, 0.4), Some(0));
-        assert_eq!(nearest(&s, 0.6), Some(1));
-        assert_eq!(nearest(&s, 1.0), Some(1));
-        assert_eq!(nearest(&s, 9.0), Some(2));
     }
 
     #[test]

@@ -19,7 +19,7 @@ const COLORS: [&str; 8] = [
 ];
 
 /// A "nice" axis for values up to `max`: (axis maximum, tick step), about five ticks.
-pub fn nice_axis(max: f64) -> (f64, f64) {
+pub(crate) fn nice_axis(max: f64) -> (f64, f64) {
     if !max.is_finite() || max <= 0.0 {
         return (1.0, 0.2);
     }

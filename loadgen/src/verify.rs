@@ -15,7 +15,7 @@ use crate::series::Sample;
 
 /// One region's Postgres, as read after the run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RegionBooks {
+pub(crate) struct RegionBooks {
     /// `region_quota.granted` (`g`; 0 if the region has no row).
     pub granted: i64,
     /// `region_quota.released` (`rel`).
@@ -32,7 +32,7 @@ pub struct RegionBooks {
 
 /// What verification concluded.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Findings {
+pub(crate) struct Findings {
     /// Acknowledged orders missing from Postgres (None: no region checked).
     pub lost_orders: Option<u64>,
     /// Units sold beyond the total (None: nothing to compute it from).
@@ -42,7 +42,7 @@ pub struct Findings {
 }
 
 /// Reads `region`'s books for `product` and looks up the acknowledged `orders`.
-pub async fn check_region(
+pub(crate) async fn check_region(
     url: &str,
     product: i64,
     orders: &[String],
@@ -114,7 +114,7 @@ fn parse_ids(orders: &[String]) -> (Vec<Uuid>, u64) {
 
 /// Combines per-region results. `orders_by_region`: 201s per region (report order);
 /// `books`: the regions given `--pg`, each read or failed; `final_sample`: coordinator view.
-pub fn combine(
+pub(crate) fn combine(
     orders_by_region: &[(String, u64)],
     books: &BTreeMap<String, Result<RegionBooks, String>>,
     final_sample: Option<&Sample>,

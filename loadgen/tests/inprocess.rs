@@ -10,8 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use quota_loadgen::config::parse_weights;
-use quota_loadgen::{run, Config, CoordinatorTarget, RegionTarget};
+use quota_loadgen::{parse_weights, run, Config, CoordinatorTarget, RegionTarget};
 use serde_json::{json, Value};
 
 /// One fake region: units left and units sold.
@@ -66,7 +65,8 @@ async fn status(State(regions): State<Regions>) -> Json<Value> {
 
 async fn audit() -> Json<Value> {
     Json(json!({ "ok": true, "unreadable": [], "products": [
-        { "product_id": 1, "ok": true, "violations": [], "unreadable": [] }] }))
+        { "product_id": 1, "total": 50, "pool": 0, "sold": 50, "ok": true, "violations": [],
+          "unreadable": [], "regions": {} }] }))
 }
 
 async fn serve(app: Router) -> String {
@@ -144,7 +144,7 @@ async fn sells_exactly_the_stock_without_coordinator() {
     assert!(p.p50_ms <= p.p99_ms && p.p99_ms <= p.p999_ms);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["orders"], 50);
-    let svg = quota_loadgen::svg::render(&report);
+    let svg = quota_loadgen::render_svg(&report);
     assert!(svg.starts_with("<svg") && svg.contains("<polyline"));
 }
 
@@ -172,7 +172,7 @@ async fn samples_coordinator_and_stops_on_sellout() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     // Stopped on the sell-out: far fewer buyers than 20 s of arrivals.
     assert!(report.buyers + report.dropped_by_client < 100 + 200 * 19);
-    let svg = quota_loadgen::svg::render(&report);
+    let svg = quota_loadgen::render_svg(&report);
     assert_eq!(
         svg.lines().filter(|l| l.starts_with("<polyline")).count(),
         4

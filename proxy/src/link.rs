@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Upper bound on latency and jitter, so a typo cannot stall a test suite for hours.
-pub const MAX_DELAY_MS: u64 = 60_000;
+pub(crate) const MAX_DELAY_MS: u64 = 60_000;
 
 /// What a link does to traffic; switched at runtime to inject faults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -63,7 +63,7 @@ fn err(msg: impl Into<String>) -> LinkParseError {
 }
 
 /// Checks a delay against [`MAX_DELAY_MS`]; shared by the CLI and the control API.
-pub fn check_delay(name: &str, ms: u64) -> Result<u64, LinkParseError> {
+pub(crate) fn check_delay(name: &str, ms: u64) -> Result<u64, LinkParseError> {
     if ms > MAX_DELAY_MS {
         return Err(err(format!("{name} {ms} exceeds {MAX_DELAY_MS}")));
     }

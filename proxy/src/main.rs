@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use quota_proxy::{api, Link, Proxy};
+use quota_proxy::{control_router, Link, Proxy};
 
 /// A TCP delay/fault proxy that models distance between regions and injects partitions.
 #[derive(Debug, Parser)]
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("control API: listening on {addr}"))?;
             tracing::info!(control = %addr, "control API serving");
-            let app = api::router(proxy.controls());
+            let app = control_router(proxy.controls());
             let stop = shutdown.clone().cancelled_owned();
             Some(tokio::spawn(async move {
                 axum::serve(listener, app)

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quota_proxy::{api, Link, LinkControl, Mode, Proxy};
+use quota_proxy::{control_router, Link, LinkControl, Mode, Proxy};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -198,7 +198,7 @@ async fn control_api_reads_and_updates_links_and_rejects_bad_input() {
         let (ctl, stop) = start(10, 1).await;
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", l.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(l, api::router(vec![ctl])).await });
+        tokio::spawn(async move { axum::serve(l, control_router(vec![ctl])).await });
         let http = reqwest::Client::new();
         let get = |p: &str| http.get(format!("{base}{p}")).send();
         let put = |id: &str, body: &str| {

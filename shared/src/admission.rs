@@ -263,7 +263,7 @@ mod tests {
     fn home_regions_are_stable_and_spread() {
         let rs: Vec<String> = ["east", "south", "north"]
             .iter()
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .collect();
         let mut counts = std::collections::HashMap::new();
         for u in 1..=30_000 {
@@ -282,7 +282,7 @@ mod tests {
         /// Removing a region only moves the users homed there; order of the list is irrelevant.
         #[test]
         fn rendezvous_moves_only_the_removed_regions_users(user in 1i64..1_000_000_000) {
-            let all: Vec<String> = ["east", "south", "north", "west"].iter().map(|s| s.to_string()).collect();
+            let all: Vec<String> = ["east", "south", "north", "west"].iter().map(ToString::to_string).collect();
             let home = home_region(user, &all).unwrap().to_string();
             let mut rev = all.clone();
             rev.reverse();

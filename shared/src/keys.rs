@@ -73,6 +73,11 @@ pub fn region_release(region: &str, product_id: i64) -> String {
     format!("{ROOT}regions/{region}/releases/{product_id}")
 }
 
+/// Prefix of every release request, to every region (the coordinator reads them all at once).
+pub fn release_requests_root() -> String {
+    format!("{ROOT}release-requests/")
+}
+
 /// Prefix of every release request addressed to `region`.
 pub fn release_requests_prefix(region: &str) -> String {
     format!("{ROOT}release-requests/{region}/")
@@ -103,18 +108,122 @@ pub fn region_report(region: &str, product_id: i64) -> String {
     format!("{ROOT}regions/{region}/reports/{product_id}")
 }
 
-/// Parses the product id out of a `products/{p}/spec` or `grants/{r}/{p}` key.
-pub fn product_id_from_key(key: &str) -> Option<i64> {
-    let rest = key.strip_prefix(ROOT)?;
-    let mut parts = rest.split('/');
-    match parts.next()? {
-        "products" => parts.next()?.parse().ok().filter(|p: &i64| *p > 0),
-        "grants" | "release-requests" => {
-            let _region = parts.next()?;
-            parts.next()?.parse().ok().filter(|p: &i64| *p > 0)
-        }
-        _ => None,
+/// Every key of the schema, parsed once: the one place that knows how a key string is laid out,
+/// so no other file matches key text (`ends_with("/spec")`, `contains("/reports/")`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// `products/{p}/spec`.
+    ProductSpec(i64),
+    /// `products/{p}/ledger`.
+    ProductLedger(i64),
+    /// `products/{p}/movable`.
+    ProductMovable(i64),
+    /// `grants/{r}/{p}`: the cumulative grant `G`.
+    Grant {
+        /// Receiving region.
+        region: String,
+        /// Product.
+        product_id: i64,
+    },
+    /// `release-requests/{r}/{p}`.
+    ReleaseRequest {
+        /// Region asked to release.
+        region: String,
+        /// Product.
+        product_id: i64,
+    },
+    /// `drain/{r}`.
+    Drain(String),
+    /// `regions/{r}/info`.
+    RegionInfo(String),
+    /// `regions/{r}/alive`.
+    RegionAlive(String),
+    /// `regions/{r}/releases/{p}`: the published release `R`.
+    RegionRelease {
+        /// Publishing region.
+        region: String,
+        /// Product.
+        product_id: i64,
+    },
+    /// `regions/{r}/reports/{p}`.
+    RegionReport {
+        /// Reporting region.
+        region: String,
+        /// Product.
+        product_id: i64,
+    },
+}
+
+impl Key {
+    /// Parses a full key (`/quota/v1/…`); `None` for anything outside the schema, including
+    /// non-positive product ids and empty region names.
+    pub fn parse(key: &str) -> Option<Key> {
+        let rest = key.strip_prefix(ROOT)?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let product = |s: &str| s.parse::<i64>().ok().filter(|p| *p > 0);
+        let region = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Some(match parts.as_slice() {
+            ["products", p, "spec"] => Key::ProductSpec(product(p)?),
+            ["products", p, "ledger"] => Key::ProductLedger(product(p)?),
+            ["products", p, "movable"] => Key::ProductMovable(product(p)?),
+            ["grants", r, p] => Key::Grant {
+                region: region(r)?,
+                product_id: product(p)?,
+            },
+            ["release-requests", r, p] => Key::ReleaseRequest {
+                region: region(r)?,
+                product_id: product(p)?,
+            },
+            ["drain", r] => Key::Drain(region(r)?),
+            ["regions", r, "info"] => Key::RegionInfo(region(r)?),
+            ["regions", r, "alive"] => Key::RegionAlive(region(r)?),
+            ["regions", r, "releases", p] => Key::RegionRelease {
+                region: region(r)?,
+                product_id: product(p)?,
+            },
+            ["regions", r, "reports", p] => Key::RegionReport {
+                region: region(r)?,
+                product_id: product(p)?,
+            },
+            _ => return None,
+        })
     }
+
+    /// Parses raw key bytes as etcd returns them.
+    pub fn parse_bytes(key: &[u8]) -> Option<Key> {
+        std::str::from_utf8(key).ok().and_then(Key::parse)
+    }
+
+    /// The product the key concerns, if it concerns one.
+    pub fn product_id(&self) -> Option<i64> {
+        match self {
+            Key::ProductSpec(p) | Key::ProductLedger(p) | Key::ProductMovable(p) => Some(*p),
+            Key::Grant { product_id, .. }
+            | Key::ReleaseRequest { product_id, .. }
+            | Key::RegionRelease { product_id, .. }
+            | Key::RegionReport { product_id, .. } => Some(*product_id),
+            Key::Drain(_) | Key::RegionInfo(_) | Key::RegionAlive(_) => None,
+        }
+    }
+
+    /// The region the key concerns, if it concerns one.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Key::Grant { region, .. }
+            | Key::ReleaseRequest { region, .. }
+            | Key::RegionRelease { region, .. }
+            | Key::RegionReport { region, .. }
+            | Key::Drain(region)
+            | Key::RegionInfo(region)
+            | Key::RegionAlive(region) => Some(region),
+            Key::ProductSpec(_) | Key::ProductLedger(_) | Key::ProductMovable(_) => None,
+        }
+    }
+}
+
+/// Parses the product id out of any key that names a product.
+pub fn product_id_from_key(key: &str) -> Option<i64> {
+    Key::parse(key)?.product_id()
 }
 
 /// Parses the region name out of any `/quota/v1/regions/{r}/…` key.
@@ -144,5 +253,61 @@ mod tests {
         assert!(release_request("east", 9).starts_with(&release_requests_prefix("east")));
         assert_eq!(region_from_key(&region_report("east", 9)), Some("east"));
         assert!(!grant("east", 1).starts_with(&grants_prefix("eas")));
+    }
+
+    #[test]
+    fn every_key_parses_back() {
+        let r = || "east".to_string();
+        let cases = [
+            (product_spec(5), Key::ProductSpec(5)),
+            (product_ledger(5), Key::ProductLedger(5)),
+            (product_movable(5), Key::ProductMovable(5)),
+            (
+                grant("east", 5),
+                Key::Grant {
+                    region: r(),
+                    product_id: 5,
+                },
+            ),
+            (
+                release_request("east", 5),
+                Key::ReleaseRequest {
+                    region: r(),
+                    product_id: 5,
+                },
+            ),
+            (drain("east"), Key::Drain(r())),
+            (region_info("east"), Key::RegionInfo(r())),
+            (region_alive("east"), Key::RegionAlive(r())),
+            (
+                region_release("east", 5),
+                Key::RegionRelease {
+                    region: r(),
+                    product_id: 5,
+                },
+            ),
+            (
+                region_report("east", 5),
+                Key::RegionReport {
+                    region: r(),
+                    product_id: 5,
+                },
+            ),
+        ];
+        for (text, key) in cases {
+            assert_eq!(Key::parse(&text).as_ref(), Some(&key), "{text}");
+            assert_eq!(Key::parse_bytes(text.as_bytes()), Some(key));
+        }
+        for bad in [
+            "/quota/v1/products/0/spec",
+            "/quota/v1/products/5/other",
+            "/quota/v1/grants//5",
+            "/quota/v1/regions/east/reports/x",
+            "/quota/v1/regions/east/info/extra",
+            "/quota/v2/products/5/spec",
+            &election(),
+        ] {
+            assert_eq!(Key::parse(bad), None, "{bad}");
+        }
     }
 }

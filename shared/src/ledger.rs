@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::Invalid;
+use crate::error::Invalid;
 
 /// `pool = total − Σ (G_r − R_r)`. A stale (smaller) `R` only makes the pool look smaller.
 pub fn pool(total: i64, granted: &BTreeMap<String, i64>, released: &BTreeMap<String, i64>) -> i64 {
@@ -85,41 +85,94 @@ pub struct RegionTerms {
     pub release_in_transit: i64,
 }
 
+/// One way the conservation identity can be broken; `Display` words it for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConservationBreak {
+    /// The pool went below zero: more was granted than the total allows.
+    NegativePool(i64),
+    /// A region's term went below zero (`term` is "sold", "available", "grant in transit" or
+    /// "release in transit").
+    NegativeTerm {
+        /// The region.
+        region: String,
+        /// Which term.
+        term: &'static str,
+        /// Its value.
+        value: i64,
+    },
+    /// `pool + Σ(…)` differs from the total: a unit was created or lost.
+    Unbalanced {
+        /// `pool + Σ(sold + available + in transit)`.
+        sum: i64,
+        /// The ledger's total.
+        total: i64,
+    },
+    /// More units were sold than exist.
+    Oversold {
+        /// `Σ sold`.
+        sold: i64,
+        /// The ledger's total.
+        total: i64,
+    },
+}
+
+impl std::fmt::Display for ConservationBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConservationBreak::NegativePool(pool) => write!(f, "pool is negative ({pool})"),
+            ConservationBreak::NegativeTerm {
+                region,
+                term,
+                value,
+            } => write!(f, "{region}: {term} is negative ({value})"),
+            ConservationBreak::Unbalanced { sum, total } => write!(
+                f,
+                "pool + Σ(sold + available + in transit) = {sum}, but total = {total} (off by {})",
+                sum - total
+            ),
+            ConservationBreak::Oversold { sold, total } => {
+                write!(f, "oversold: Σ sold = {sold} > total = {total}")
+            }
+        }
+    }
+}
+
 /// Checks `total = pool + Σ(sold + available + grant_in_transit + release_in_transit)` with
-/// every term ≥ 0 and `Σ sold ≤ total`. Returns every violation found, in words.
+/// every term ≥ 0 and `Σ sold ≤ total`. Returns every violation found.
 pub fn check_conservation(
     total: i64,
     pool: i64,
     regions: &BTreeMap<String, RegionTerms>,
-) -> Vec<String> {
+) -> Vec<ConservationBreak> {
     let mut errs = Vec::new();
     if pool < 0 {
-        errs.push(format!("pool is negative ({pool})"));
+        errs.push(ConservationBreak::NegativePool(pool));
     }
     let mut sum = pool;
     let mut sold = 0;
     for (r, t) in regions {
-        for (name, v) in [
+        for (term, value) in [
             ("sold", t.sold),
             ("available", t.available),
             ("grant in transit", t.grant_in_transit),
             ("release in transit", t.release_in_transit),
         ] {
-            if v < 0 {
-                errs.push(format!("{r}: {name} is negative ({v})"));
+            if value < 0 {
+                errs.push(ConservationBreak::NegativeTerm {
+                    region: r.clone(),
+                    term,
+                    value,
+                });
             }
         }
         sum += t.sold + t.available + t.grant_in_transit + t.release_in_transit;
         sold += t.sold;
     }
     if sum != total {
-        errs.push(format!(
-            "pool + Σ(sold + available + in transit) = {sum}, but total = {total} (off by {})",
-            sum - total
-        ));
+        errs.push(ConservationBreak::Unbalanced { sum, total });
     }
     if sold > total {
-        errs.push(format!("oversold: Σ sold = {sold} > total = {total}"));
+        errs.push(ConservationBreak::Oversold { sold, total });
     }
     errs
 }
@@ -203,7 +256,7 @@ mod tests {
         );
         assert!(check_conservation(20, 5, &r).is_empty());
         let errs = check_conservation(20, 4, &r);
-        assert!(errs[0].contains("off by -1"), "{errs:?}");
+        assert!(errs[0].to_string().contains("off by -1"), "{errs:?}");
         r.get_mut("east").unwrap().available = -1;
         assert!(!check_conservation(20, 11, &r).is_empty());
     }

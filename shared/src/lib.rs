@@ -5,6 +5,8 @@
 //! * [`ledger`] — pure arithmetic over the global ledger: pool, split validation, the
 //!   conservation identity the audit checks.
 //! * [`admission`] — the pure request checks a region applies before touching Redis.
+//! * [`availability`] — the one rule deciding "open", "awaiting stock" (503) or "sold out" (410).
+//! * [`demand`] — the demand EWMA a region reports (purchase attempts per second).
 //! * [`reconcile`] — the pure arithmetic that re-derives Redis admission stock from Postgres.
 //! * [`policy`] — the pure rebalance policy: which grants and releases the coordinator issues.
 //! * [`config`] — config-file loading shared by every binary (`--config FILE`).
@@ -15,7 +17,10 @@
 
 pub mod admission;
 pub mod api;
+pub mod availability;
 pub mod config;
+pub mod demand;
+mod error;
 pub mod keys;
 pub mod ledger;
 pub mod model;
@@ -24,3 +29,5 @@ pub mod reconcile;
 pub mod shutdown;
 pub mod telemetry;
 pub mod wire;
+
+pub use error::Invalid;

@@ -34,10 +34,7 @@ pub struct ProductSpec {
     pub per_user_limit: i32,
 }
 
-/// Why a spec, split or name was refused; the text is shown to the operator as is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+pub use crate::error::Invalid;
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
     Err(Invalid(msg.into()))
