@@ -3,97 +3,132 @@
 //! It holds every product this region knows (loaded from Postgres at start, kept current by the
 //! etcd watch), so it is *authoritative*: an id that is not here is unknown, and is answered 404
 //! without a Redis or Postgres round trip — stronger than negative caching, which would still
-//! let each new random id through once. Each entry also carries the sold-out flag (a sold-out
-//! product is refused without touching Redis) and this process's in-flight purchase count (used
-//! when Redis has to be rebuilt).
+//! let each new random id through once. Each entry also carries the product's availability
+//! state (a sold-out product is refused without touching Redis; see
+//! [`quota_shared::availability`]) and this process's in-flight purchase count (used when Redis
+//! has to be rebuilt).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::db::QuotaRow;
-
+use quota_shared::availability::{Ask, Availability, AvailabilityState};
 use quota_shared::model::ProductSpec;
 
-/// One product and its in-process flags.
-pub struct ProductEntry {
+use crate::db::{CumulativeGrant, QuotaRow};
+
+/// One product and its in-process state.
+pub(crate) struct ProductEntry {
     spec: RwLock<Arc<ProductSpec>>,
-    /// Set when Redis answered "no stock"; cleared when stock comes back (grant, give-back,
-    /// reconciliation). A stale `true` costs a false 410 for at most one reconcile period;
-    /// it never admits anybody.
-    pub sold_out: AtomicBool,
+    /// Open, awaiting stock or sold out. A mutex around a few words, taken once on a purchase's
+    /// way to admission and once more only when a refusal for lack of stock is answered; the
+    /// atomic fast-path flag of before was dropped (no measurement showed a need for it).
+    availability: Mutex<AvailabilityState>,
     /// Units this process admitted in Redis and has not finished yet.
-    pub in_flight: AtomicI64,
+    in_flight: AtomicI64,
     /// `g − rel` at the last reconciliation, so a stock change caused by a grant or release is
     /// not reported as drift.
-    pub holding_seen: AtomicI64,
+    holding_seen: AtomicI64,
     /// Purchase attempts so far (every answer counts, refusals included): the demand signal.
-    pub attempts: AtomicU64,
+    attempts: AtomicU64,
     /// The quota row as the reconciler last read it (reported to the coordinator).
-    pub last_quota: Mutex<Option<QuotaRow>>,
-    /// The cumulative grant being applied that Redis does not reflect yet (0: none). Until a
-    /// reconciliation pass has read `g` at least this high and raised Redis stock, "no stock" in
-    /// Redis means "stock arriving", not "sold out".
-    pub restock_target: AtomicI64,
-    /// What the leader last said could still move here (see `quota_shared::model::Movable`).
-    pub movable: Mutex<Option<quota_shared::model::Movable>>,
+    last_quota: Mutex<Option<QuotaRow>>,
 }
 
 impl ProductEntry {
-    /// The current spec (shared, not copied: this is on every purchase).
-    pub fn spec(&self) -> Arc<ProductSpec> {
-        Arc::clone(&self.spec.read().expect("catalog lock poisoned"))
-    }
-    /// Whether the sold-out flag is set.
-    pub fn is_sold_out(&self) -> bool {
-        self.sold_out.load(Ordering::Relaxed)
-    }
-    /// The quota row as last reconciled.
-    pub fn quota(&self) -> Option<QuotaRow> {
-        *self.last_quota.lock().expect("catalog lock poisoned")
-    }
-    /// Whether units could still reach `region`: a grant being applied here, or units elsewhere
-    /// by a report younger than `max_age_ms` (older, or none: we cannot tell, and the local
-    /// truth — sold out — stands).
-    pub fn stock_elsewhere(&self, region: &str, now_ms: i64, max_age_ms: i64) -> bool {
-        self.restock_target.load(Ordering::Relaxed) > 0
-            || self
-                .movable
-                .lock()
-                .expect("catalog lock poisoned")
-                .as_ref()
-                .is_some_and(|m| now_ms - m.at_ms <= max_age_ms && m.elsewhere(region) > 0)
-    }
-
-    /// A reconciliation pass that read `granted` has made Redis reflect it: clear the restock
-    /// marker unless a newer grant is still being applied.
-    pub fn restocked_up_to(&self, granted: i64) {
-        let target = self.restock_target.load(Ordering::Relaxed);
-        if target > 0 && granted >= target {
-            let _ = self.restock_target.compare_exchange(
-                target,
-                0,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+    fn new(spec: ProductSpec) -> ProductEntry {
+        ProductEntry {
+            spec: RwLock::new(Arc::new(spec)),
+            availability: Mutex::new(AvailabilityState::new()),
+            in_flight: AtomicI64::new(0),
+            holding_seen: AtomicI64::new(0),
+            attempts: AtomicU64::new(0),
+            last_quota: Mutex::new(None),
         }
     }
 
-    /// Sets or clears the flag from a known stock level.
-    pub fn observe_stock(&self, stock: i64) {
-        self.sold_out.store(stock <= 0, Ordering::Relaxed);
+    /// The current spec (shared, not copied: this is on every purchase).
+    pub(crate) fn spec(&self) -> Arc<ProductSpec> {
+        Arc::clone(&self.spec.read().expect("catalog lock poisoned"))
+    }
+
+    /// The quota row as last reconciled.
+    pub(crate) fn quota(&self) -> Option<QuotaRow> {
+        *self.last_quota.lock().expect("catalog lock poisoned")
+    }
+
+    /// The reconciler read `q` under the row lock.
+    pub(crate) fn quota_read(&self, q: QuotaRow) {
+        *self.last_quota.lock().expect("catalog lock poisoned") = Some(q);
+    }
+
+    /// Applies one availability event (see [`AvailabilityState`]'s event methods).
+    pub(crate) fn update(&self, event: impl FnOnce(&mut AvailabilityState)) {
+        event(&mut self.availability.lock().expect("catalog lock poisoned"));
+    }
+
+    /// The availability rule's answer to `ask` for a buyer of `region` at `now_ms`.
+    pub(crate) fn answer(&self, ask: Ask, now_ms: i64, region: &str) -> Availability {
+        self.answer_after(|_| {}, ask, now_ms, region)
+    }
+
+    /// Applies `event`, then answers `ask` for a buyer of `region` at `now_ms`, under one lock.
+    pub(crate) fn answer_after(
+        &self,
+        event: impl FnOnce(&mut AvailabilityState),
+        ask: Ask,
+        now_ms: i64,
+        region: &str,
+    ) -> Availability {
+        let mut a = self.availability.lock().expect("catalog lock poisoned");
+        event(&mut a);
+        a.answer(ask, now_ms, region)
+    }
+
+    /// The cumulative grant `G` is about to be applied: restocking unless the reconciler has
+    /// already read `g ≥ G` (set before the commit; cleared by the first reconciliation that
+    /// reads it).
+    pub(crate) fn grant_seen(&self, grant: CumulativeGrant) {
+        let g_last_read = self.quota().map_or(0, |q| q.applied_grant);
+        self.update(|a| a.grant_seen(grant.units(), g_last_read));
+    }
+
+    /// Counts one purchase attempt (the demand signal).
+    pub(crate) fn count_attempt(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Purchase attempts so far.
+    pub(crate) fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// `quantity` units were admitted by Redis (`+`) or finished (`−`) by this process.
+    pub(crate) fn add_in_flight(&self, quantity: i64) {
+        self.in_flight.fetch_add(quantity, Ordering::Relaxed);
+    }
+
+    /// Units this process admitted and has not finished.
+    pub(crate) fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Records `holding` (`g − rel`) as reconciled; returns whether it differs from the last
+    /// one (then a stock change is quota moving, not drift).
+    pub(crate) fn holding_changed(&self, holding: i64) -> bool {
+        self.holding_seen.swap(holding, Ordering::Relaxed) != holding
     }
 }
 
 /// Every product this region sells.
 #[derive(Default)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     inner: RwLock<HashMap<i64, Arc<ProductEntry>>>,
 }
 
 impl Catalog {
     /// The product, or `None` when it is unknown.
-    pub fn get(&self, product_id: i64) -> Option<Arc<ProductEntry>> {
+    pub(crate) fn get(&self, product_id: i64) -> Option<Arc<ProductEntry>> {
         self.inner
             .read()
             .expect("catalog lock poisoned")
@@ -101,31 +136,19 @@ impl Catalog {
             .cloned()
     }
 
-    /// Adds or updates a product; its flags survive an update.
-    pub fn upsert(&self, spec: ProductSpec) {
+    /// Adds or updates a product; its state survives an update.
+    pub(crate) fn upsert(&self, spec: ProductSpec) {
         let mut map = self.inner.write().expect("catalog lock poisoned");
         match map.get(&spec.product_id) {
             Some(e) => *e.spec.write().expect("catalog lock poisoned") = Arc::new(spec),
             None => {
-                map.insert(
-                    spec.product_id,
-                    Arc::new(ProductEntry {
-                        spec: RwLock::new(Arc::new(spec)),
-                        sold_out: AtomicBool::new(false),
-                        in_flight: AtomicI64::new(0),
-                        holding_seen: AtomicI64::new(0),
-                        attempts: AtomicU64::new(0),
-                        last_quota: Mutex::new(None),
-                        movable: Mutex::new(None),
-                        restock_target: AtomicI64::new(0),
-                    }),
-                );
+                map.insert(spec.product_id, Arc::new(ProductEntry::new(spec)));
             }
         }
     }
 
     /// Every product id, sorted.
-    pub fn ids(&self) -> Vec<i64> {
+    pub(crate) fn ids(&self) -> Vec<i64> {
         let mut v: Vec<i64> = self
             .inner
             .read()
@@ -154,6 +177,15 @@ mod tests {
             start_time: Utc::now(),
             end_time: Utc::now() + chrono::Duration::hours(1),
             per_user_limit: 1,
+        }
+    }
+
+    impl ProductEntry {
+        fn observe_stock(&self, stock: i64) {
+            self.update(|a| a.stock_observed(stock));
+        }
+        fn is_sold_out(&self) -> bool {
+            self.answer(Ask::BeforeAdmission, 0, "east") != Availability::Open
         }
     }
 

@@ -98,10 +98,11 @@ pub struct ServeConfig {
     /// Empty (default): the per-user limit holds per region only.
     #[arg(long, env = "QUOTA_HOME_REGIONS", value_delimiter = ',')]
     pub home_regions: Vec<String>,
-    /// Purchase strategy: v1 (pessimistic lock), v2 (optimistic version), v3 (Redis +
-    /// conditional update, default), v4 (v3 + group commit). v1/v2 exist for benchmarks.
+    /// Purchase strategy: pessimistic (v1, row lock), optimistic (v2, version column),
+    /// redis-gate (v3, Redis + conditional update, default), group-commit (v4, redis-gate +
+    /// group commit). pessimistic/optimistic exist for benchmarks.
     #[arg(long, env = "QUOTA_STRATEGY", value_enum, default_value = "v3")]
-    pub strategy: crate::strategy::Strategy,
+    pub strategy: crate::strategy::PurchaseStrategy,
     /// Transaction isolation of every database connection.
     #[arg(
         long,
@@ -109,7 +110,7 @@ pub struct ServeConfig {
         value_enum,
         default_value = "read-committed"
     )]
-    pub isolation: crate::strategy::Isolation,
+    pub isolation: crate::db::Isolation,
     /// Crash-injection point for fault tests (e.g. `crash_after_release_commit`). Never set
     /// in production.
     #[arg(long, env = "QUOTA_FAILPOINT", hide = true)]
@@ -137,5 +138,49 @@ impl ServeConfig {
     /// Postgres statement timeout.
     pub fn pg_timeout(&self) -> Duration {
         Duration::from_millis(self.pg_timeout_ms.max(50))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::strategy::PurchaseStrategy;
+
+    fn strategy_of(extra: &[&str]) -> PurchaseStrategy {
+        let mut args = vec![
+            "region-node",
+            "serve",
+            "--region",
+            "east",
+            "--redis-url",
+            "redis://127.0.0.1/",
+            "--pg-url",
+            "postgres://localhost/quota",
+            "--etcd-endpoints",
+            "http://127.0.0.1:2379",
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args).expect("parses").command {
+            Command::Serve(cfg) => cfg.strategy,
+            Command::Migrate(_) => unreachable!("serve was given"),
+        }
+    }
+
+    /// `--strategy` takes the descriptive names and the v1…v4 spellings scripts, tests and
+    /// benchmarks pass; the default is redis-gate (v3).
+    #[test]
+    fn strategy_flag_accepts_names_and_aliases() {
+        assert_eq!(strategy_of(&[]), PurchaseStrategy::RedisGate);
+        for (flag, want) in [
+            ("v1", PurchaseStrategy::Pessimistic),
+            ("v2", PurchaseStrategy::Optimistic),
+            ("v3", PurchaseStrategy::RedisGate),
+            ("v4", PurchaseStrategy::GroupCommit),
+            ("group-commit", PurchaseStrategy::GroupCommit),
+        ] {
+            assert_eq!(strategy_of(&["--strategy", flag]), want, "{flag}");
+        }
     }
 }

@@ -2,32 +2,47 @@
 //!
 //! A purchase passes the defences in order, cheapest first, and each one only ever *refuses*:
 //!
-//! 1. [`ratelimit`] — a global token bucket, then per-IP and per-user buckets (governor).
-//! 2. [`catalog`] — the in-process product catalog: an unknown id is answered 404 without
-//!    touching Redis or Postgres; the sale window and a sold-out flag are checked here too.
-//! 3. [`stock`] — one Redis Lua script checks the per-user limit and pre-decrements stock,
+//! 1. `ratelimit` — a global token bucket, then per-IP and per-user buckets (governor).
+//! 2. `catalog` — the in-process product catalog: an unknown id is answered 404 without
+//!    touching Redis or Postgres; the sale window and the availability rule
+//!    ([`quota_shared::availability`]: open, 503 awaiting stock, 410 sold out) are checked here
+//!    too.
+//! 3. `stock` — one Redis Lua script checks the per-user limit and pre-decrements stock,
 //!    recording an in-flight *ticket* (fast fail for the ~99 % who cannot win).
-//! 4. [`db`] — one Postgres statement (`quota_purchase`): order row + conditional update of the
+//! 4. `db` — one Postgres statement (`quota_purchase`): order row + conditional update of the
 //!    region's quota row. This is the truth; its CHECK constraint makes oversell impossible.
 //!
-//! Background tasks keep the filters honest: [`reconcile`] re-derives Redis from Postgres every
-//! 100 ms (rebuilding it after a flush), and [`etcd_sync`] applies the coordinator's grants
-//! (`g := max(g, G)`), handles release requests exactly once ([`release`]), reports sold,
-//! available and demand every 100 ms, and keeps the region's leased heartbeat. [`server::RegionNode`] wires them.
+//! Which of those run is the purchase strategy (`strategy`, parsed once into a purchaser).
+//! Background tasks keep the filters honest: `reconcile` re-derives Redis from Postgres every
+//! 100 ms (rebuilding it after a flush), and `etcd_sync` applies the coordinator's grants
+//! (`g := max(g, G)`), handles release requests exactly once (`release`), reports sold,
+//! available and demand every 100 ms, and keeps the region's leased heartbeat.
+//! [`RegionNode`] wires them around the shared `state::AppState`.
+//!
+//! Module floors (each imports only from floors below it, so there is no import circle):
+//! `error`, `db`, `stock`, `metrics`, `config` → `ratelimit`, `catalog`, `batch`, `strategy` →
+//! `state` → `purchase`, `reconcile`, `release`, `etcd_sync`, `http` → `server`.
 
-pub mod batch;
-pub mod catalog;
-pub mod config;
-pub mod db;
-pub mod error;
-pub mod etcd_sync;
-pub mod http;
-pub mod metrics;
-pub mod migrate;
-pub mod purchase;
-pub mod ratelimit;
-pub mod reconcile;
-pub mod release;
-pub mod server;
-pub mod stock;
-pub mod strategy;
+mod batch;
+mod catalog;
+mod config;
+mod db;
+mod error;
+mod etcd_sync;
+mod http;
+mod metrics;
+mod purchase;
+mod ratelimit;
+mod reconcile;
+mod release;
+mod server;
+mod state;
+mod stock;
+mod strategy;
+
+pub use config::{Cli, Command, MigrateConfig, ServeConfig};
+pub use db::{DbError, Isolation};
+pub use metrics::install as install_metrics;
+pub use server::{migrate, NodeError, RegionNode};
+pub use stock::StockError;
+pub use strategy::PurchaseStrategy;

@@ -2,8 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use region_node::config::{Cli, Command};
-use region_node::server::RegionNode;
+use region_node::{Cli, Command, RegionNode};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -14,14 +13,14 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Migrate(m) => {
-                let db =
-                    region_node::db::Db::new(&m.pg_url, 2, std::time::Duration::from_secs(30))?;
-                let n = db.migrate().await.context("applying migrations")?;
+                let n = region_node::migrate(&m)
+                    .await
+                    .context("applying migrations")?;
                 println!("applied {n} migration(s); schema is current");
                 Ok(())
             }
             Command::Serve(cfg) => {
-                let metrics = region_node::metrics::install();
+                let metrics = region_node::install_metrics();
                 let node = RegionNode::new(*cfg, metrics)?;
                 node.run(quota_shared::shutdown::on_signal()).await?;
                 Ok(())

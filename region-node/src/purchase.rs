@@ -1,4 +1,4 @@
-//! The purchase path after validation: catalog → sold-out flag → Redis admission → Postgres.
+//! The purchase path after validation: catalog → availability → Redis admission → Postgres.
 //!
 //! Safety argument (details in ARCHITECTURE.md): Redis only *refuses* early; the Postgres
 //! statement re-checks `g − rel − sold ≥ quantity` under the quota row lock and a CHECK
@@ -11,24 +11,25 @@
 //! post-admission work runs in its own task, so a client that disconnects mid-purchase cannot
 //! cancel it halfway.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use quota_shared::admission::{home_region, precheck, AdmitOutcome, PurchaseRequest};
+use quota_shared::availability::{Ask, Availability, AvailabilityState};
+use quota_shared::model::ProductSpec;
 use quota_shared::reconcile::Ticket;
 use uuid::Uuid;
 
 use crate::catalog::ProductEntry;
-use crate::db::{DbError, Order, PurchaseOutcome};
+use crate::db::{DbError, NewOrder, Order, PurchaseOutcome};
 use crate::error::ApiError;
-use crate::server::AppState;
-use crate::strategy::Strategy;
+use crate::state::AppState;
+use crate::strategy::{DirectSql, Purchaser, WinnerSql};
 
 /// Runs one purchase to its answer.
-pub async fn purchase(
+pub(crate) async fn purchase(
     st: &Arc<AppState>,
     product_id: i64,
     req: PurchaseRequest,
@@ -37,46 +38,77 @@ pub async fn purchase(
         .catalog
         .get(product_id)
         .ok_or(ApiError::UnknownProduct(product_id))?;
-    entry.attempts.fetch_add(1, Ordering::Relaxed);
+    entry.count_attempt();
     if let Some(home) = home_region(req.user_id, &st.home_regions) {
         if home != st.region {
             return Err(ApiError::WrongRegion(home.to_string()));
         }
     }
-    let spec = entry.spec();
-    let redis = st.strategy.uses_redis();
-    precheck(&spec, Utc::now(), &req, redis && entry.is_sold_out()).map_err(|r| match r {
-        quota_shared::admission::Rejection::SoldOut => sold_out(st, &entry),
+    // The one place the strategy is dispatched on.
+    match &st.purchaser {
+        Purchaser::Direct(sql) => direct(st, entry, Arc::clone(sql), product_id, &req).await,
+        Purchaser::Gated(sql) => gated(st, entry, Arc::clone(sql), product_id, &req).await,
+    }
+}
+
+/// The checks that need only the spec and the clock, then the order to write. `gate` is what
+/// the availability rule said before admission ([`Availability::Open`] when nothing gates).
+fn checked_order(
+    st: &AppState,
+    spec: &ProductSpec,
+    product_id: i64,
+    req: &PurchaseRequest,
+    gate: Availability,
+) -> Result<NewOrder, ApiError> {
+    precheck(spec, Utc::now(), req, gate != Availability::Open).map_err(|r| match r {
+        quota_shared::admission::Rejection::SoldOut => ApiError::out_of_stock(gate),
         other => other.into(),
     })?;
-
-    let order_id = Uuid::now_v7();
-    if !redis {
-        // v1/v2 (benchmark baselines): straight to Postgres, in a task for cancel-safety.
-        let st2 = Arc::clone(st);
-        let entry2 = Arc::clone(&entry);
-        let task = tokio::spawn(async move {
-            let qty = req.quantity as i32;
-            let r = with_retries(|| {
-                st2.db.purchase_as(
-                    st2.strategy,
-                    order_id,
-                    product_id,
-                    req.user_id,
-                    qty,
-                    &st2.region,
-                )
-            })
-            .await;
-            answer(&st2, &entry2, r).1
-        });
-        return task
-            .await
-            .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))));
-    }
-    let ticket = Ticket {
-        id: order_id.to_string(),
+    // precheck bounded it by `per_user_limit`, an i32.
+    let quantity = i32::try_from(req.quantity)
+        .map_err(|_| ApiError::InvalidRequest("quantity is out of range".into()))?;
+    Ok(NewOrder {
+        order_id: Uuid::now_v7(),
+        product_id,
         user_id: req.user_id,
+        quantity,
+        region: st.region.clone(),
+    })
+}
+
+/// `pessimistic` / `optimistic` (benchmark baselines): straight to Postgres, in a task for
+/// cancel-safety. No Redis, so nothing gates before the database.
+async fn direct(
+    st: &Arc<AppState>,
+    entry: Arc<ProductEntry>,
+    sql: Arc<DirectSql>,
+    product_id: i64,
+    req: &PurchaseRequest,
+) -> Result<Order, ApiError> {
+    let order = checked_order(st, &entry.spec(), product_id, req, Availability::Open)?;
+    let st2 = Arc::clone(st);
+    let task = tokio::spawn(async move {
+        let r = with_retries(|| sql.commit(&order)).await;
+        answer(&st2, &entry, r).1
+    });
+    task.await
+        .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))))
+}
+
+/// `redis-gate` / `group-commit`: the availability gate, Redis admission, then Postgres.
+async fn gated(
+    st: &Arc<AppState>,
+    entry: Arc<ProductEntry>,
+    sql: Arc<WinnerSql>,
+    product_id: i64,
+    req: &PurchaseRequest,
+) -> Result<Order, ApiError> {
+    let spec = entry.spec();
+    let gate = entry.answer(Ask::BeforeAdmission, now_ms(), &st.region);
+    let order = checked_order(st, &spec, product_id, req, gate)?;
+    let ticket = Ticket {
+        id: order.order_id.to_string(),
+        user_id: order.user_id,
         quantity: req.quantity,
     };
     match st
@@ -101,46 +133,46 @@ pub async fn purchase(
             return Err(ApiError::AlreadyPurchased { order_id: existing });
         }
         Ok(AdmitOutcome::Insufficient { remaining }) => {
-            if remaining <= 0 {
-                entry.observe_stock(0);
-            }
-            return Err(sold_out(st, &entry));
+            return Err(short_here(st, &entry, |a| {
+                if remaining <= 0 {
+                    a.redis_empty();
+                }
+            }));
         }
         Ok(AdmitOutcome::Admitted { remaining }) => {
             if remaining <= 0 {
-                entry.observe_stock(0);
+                entry.update(AvailabilityState::redis_empty);
             }
         }
     }
 
     // Admitted: the rest must run to completion even if the client goes away.
-    entry.in_flight.fetch_add(req.quantity, Ordering::Relaxed);
+    entry.add_in_flight(ticket.quantity);
     let st2 = Arc::clone(st);
     let task = tokio::spawn(async move {
-        let r = commit(&st2, &entry, product_id, order_id, &ticket).await;
-        entry
-            .in_flight
-            .fetch_sub(ticket.quantity, Ordering::Relaxed);
+        let r = commit(&st2, &entry, &sql, &order, &ticket).await;
+        entry.add_in_flight(-ticket.quantity);
         r
     });
     task.await
         .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))))
 }
 
-/// How old the leader's "movable stock" may be and still be believed (it is republished
-/// every second).
-const MOVABLE_MAX_AGE_MS: i64 = 5_000;
+/// Wall-clock milliseconds (the clock the leader stamps movable stock with).
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
 
-/// The answer for "nothing left here": 410 only when nothing could still come here either;
-/// otherwise 503 awaiting_stock (the buyer retries and the rebalancer brings units), so no
-/// buyer is told "sold out" while the sale still has stock elsewhere.
-fn sold_out(st: &AppState, entry: &ProductEntry) -> ApiError {
-    let now_ms = Utc::now().timestamp_millis();
-    if entry.stock_elsewhere(&st.region, now_ms, MOVABLE_MAX_AGE_MS) {
-        ApiError::AwaitingStock
-    } else {
-        ApiError::SoldOut
-    }
+/// The answer for "nothing left here for this buyer" (after `event` updates the availability
+/// state): 410 only when nothing could still come here either; otherwise 503 awaiting_stock
+/// (the buyer retries and the rebalancer brings units), so no buyer is told "sold out" while
+/// the sale still has stock elsewhere.
+fn short_here(
+    st: &AppState,
+    entry: &ProductEntry,
+    event: impl FnOnce(&mut AvailabilityState),
+) -> ApiError {
+    ApiError::out_of_stock(entry.answer_after(event, Ask::ShortHere, now_ms(), &st.region))
 }
 
 /// How a ticket ends, decided by what Postgres said.
@@ -173,35 +205,17 @@ where
         .await
 }
 
-/// The Postgres step with bounded retries, then the Redis bookkeeping.
+/// The Postgres step of an admitted purchase with bounded retries, then the Redis bookkeeping.
 async fn commit(
     st: &Arc<AppState>,
     entry: &Arc<ProductEntry>,
-    product_id: i64,
-    order_id: Uuid,
+    sql: &WinnerSql,
+    order: &NewOrder,
     ticket: &Ticket,
 ) -> Result<Order, ApiError> {
-    let qty = ticket.quantity as i32;
-    let result = with_retries(|| async {
-        if st.strategy == Strategy::V4 {
-            st.batcher
-                .purchase(order_id, product_id, ticket.user_id, qty)
-                .await
-        } else {
-            st.db
-                .purchase_as(
-                    st.strategy,
-                    order_id,
-                    product_id,
-                    ticket.user_id,
-                    qty,
-                    &st.region,
-                )
-                .await
-        }
-    })
-    .await;
+    let result = with_retries(|| sql.commit(order)).await;
     let (settle, answer) = answer(st, entry, result);
+    let product_id = order.product_id;
     match settle {
         Settle::Committed => {
             // Off the response path: the reconciler also forgets committed tickets.
@@ -214,7 +228,7 @@ async fn commit(
             });
         }
         Settle::GiveBack => match st.stock.finish(product_id, ticket, false).await {
-            Ok(Some(stock)) => entry.observe_stock(stock),
+            Ok(Some(stock)) => entry.update(|a| a.stock_observed(stock)),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "give-back failed; ticket will expire"),
         },
@@ -225,7 +239,7 @@ async fn commit(
 
 /// Maps what Postgres said to how the ticket ends and what the buyer hears.
 fn answer(
-    st: &Arc<AppState>,
+    st: &AppState,
     entry: &ProductEntry,
     result: Result<PurchaseOutcome, DbError>,
 ) -> (Settle, Result<Order, ApiError>) {
@@ -243,9 +257,10 @@ fn answer(
         ),
         Err(DbError::SoldOut) => {
             // Redis admitted what Postgres cannot sell (Redis was ahead; correct it now), or a
-            // v1/v2 row check said so: the same sold-out-or-awaiting-stock rule as everywhere.
+            // pessimistic/optimistic row check said so: the same sold-out-or-awaiting-stock
+            // rule as everywhere.
             st.reconcile_now.notify_one();
-            (Settle::GiveBack, Err(sold_out(st, entry)))
+            (Settle::GiveBack, Err(short_here(st, entry, |_| {})))
         }
         Err(DbError::Retryable(m)) => {
             tracing::warn!(error = %m, "purchase failed after retries; nothing committed");

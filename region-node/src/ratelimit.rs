@@ -13,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 use crate::error::ApiError;
 
 /// The node's buckets.
-pub struct Limits {
+pub(crate) struct Limits {
     global: Option<DefaultDirectRateLimiter>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_user: Option<DefaultKeyedRateLimiter<i64>>,
@@ -37,7 +37,7 @@ impl Limits {
     /// Builds the buckets: global at `global` rps (burst = 1 s worth), per IP and per user at
     /// their rates with a burst of twice the rate (at least 4 for users, so a double click and
     /// a retry are not punished).
-    pub fn new(global: u32, per_ip: u32, per_user: u32) -> Limits {
+    pub(crate) fn new(global: u32, per_ip: u32, per_user: u32) -> Limits {
         Limits {
             global: quota(global, global).map(RateLimiter::direct),
             per_ip: quota(per_ip, per_ip.saturating_mul(2)).map(RateLimiter::keyed),
@@ -46,7 +46,7 @@ impl Limits {
     }
 
     /// Global and per-IP buckets: checked before the body is even parsed.
-    pub fn check_request(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub(crate) fn check_request(&self, ip: IpAddr) -> Result<(), ApiError> {
         if let Some(g) = &self.global {
             g.check().map_err(refused)?;
         }
@@ -57,7 +57,7 @@ impl Limits {
     }
 
     /// Per-user bucket: checked once the user id is known.
-    pub fn check_user(&self, user_id: i64) -> Result<(), ApiError> {
+    pub(crate) fn check_user(&self, user_id: i64) -> Result<(), ApiError> {
         if let Some(l) = &self.per_user {
             l.check_key(&user_id).map_err(refused)?;
         }
@@ -65,7 +65,7 @@ impl Limits {
     }
 
     /// Forgets keys whose buckets are full again (bounded memory under many distinct users).
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         if let Some(l) = &self.per_ip {
             l.retain_recent();
             l.shrink_to_fit();

@@ -23,12 +23,12 @@ use quota_shared::keys;
 use quota_shared::model::{ReleasePublished, ReleaseRequest};
 
 use crate::db::DbError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::stock::StockError;
 
 /// A release could not be handled now; it is retried.
 #[derive(Debug, thiserror::Error)]
-pub enum ReleaseError {
+pub(crate) enum ReleaseError {
     /// Postgres failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -40,45 +40,20 @@ pub enum ReleaseError {
     Etcd(#[from] etcd_client::Error),
 }
 
-impl From<tokio_postgres::Error> for ReleaseError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        ReleaseError::Db(e.into())
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for ReleaseError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        ReleaseError::Db(e.into())
-    }
-}
-
-/// Handles one request (steps 1–4). Returns the units released now (0 when already handled).
-pub async fn handle(
+/// Handles one request (steps 1–4). Returns the units released locally now (`rel` grew by
+/// that; 0 when already handled).
+pub(crate) async fn handle(
     st: &AppState,
     product_id: i64,
     req: &ReleaseRequest,
 ) -> Result<i64, ReleaseError> {
-    let mut conn = st.db.pool().get().await?;
-    let tx = conn.transaction().await?;
-    let Some(row) = tx
-        .query_opt(
-            "SELECT granted - released - sold FROM region_quota WHERE product_id = $1 FOR UPDATE",
-            &[&product_id],
-        )
-        .await?
-    else {
+    let mut conn = st.db.quota_conn().await?;
+    let Some(locked) = conn.lock(product_id).await? else {
         return Ok(0);
     };
-    let available: i64 = row.get(0);
-    let handled = tx
-        .query_opt(
-            "SELECT 1 FROM quota_releases WHERE request_id = $1",
-            &[&req.request_id],
-        )
-        .await?
-        .is_some();
-    if handled {
-        tx.commit().await?;
+    let available = locked.row().available();
+    if locked.release_handled(&req.request_id).await? {
+        locked.commit().await?;
         return Ok(0);
     }
     let want = req.amount.clamp(0, available.max(0));
@@ -87,18 +62,10 @@ pub async fn handle(
     } else {
         0
     };
-    tx.execute(
-        "INSERT INTO quota_releases (request_id, product_id, requested, released)
-         VALUES ($1, $2, $3, $4)",
-        &[&req.request_id, &product_id, &req.amount.max(0), &taken],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE region_quota SET released = released + $2, updated_at = now() WHERE product_id = $1",
-        &[&product_id, &taken],
-    )
-    .await?;
-    tx.commit().await?;
+    locked
+        .record_release(&req.request_id, req.amount.max(0), taken)
+        .await?;
+    locked.commit().await?;
     tracing::info!(product_id, request = %req.request_id, asked = req.amount, taken, "released");
     if st.failpoint.as_deref() == Some("crash_after_release_commit") {
         tracing::error!("failpoint crash_after_release_commit: aborting");
@@ -107,30 +74,10 @@ pub async fn handle(
     Ok(taken)
 }
 
-/// What Postgres says this region has released of `product_id`, and the last request handled.
-pub async fn released_in_pg(
-    st: &AppState,
-    product_id: i64,
-) -> Result<ReleasePublished, ReleaseError> {
-    let c = st.db.pool().get().await?;
-    let row = c
-        .query_one(
-            "SELECT q.released,
-                    (SELECT request_id FROM quota_releases r WHERE r.product_id = q.product_id
-                      ORDER BY created_at DESC, request_id DESC LIMIT 1)
-               FROM region_quota q WHERE q.product_id = $1",
-            &[&product_id],
-        )
-        .await?;
-    Ok(ReleasePublished {
-        released: row.get(0),
-        last_request: row.get(1),
-    })
-}
-
-/// Publishes `R` to etcd unless etcd already has it (or more): a compare-and-swap on the key's
-/// revision, so `R` never goes backwards even if two publishers race.
-pub async fn publish(
+/// Publishes `R` (`value`, read from `rel` in Postgres) to etcd unless etcd already has it (or
+/// more): a compare-and-swap on the key's revision, so `R` never goes backwards even if two
+/// publishers race.
+pub(crate) async fn publish(
     client: &mut Client,
     region: &str,
     product_id: i64,
@@ -165,4 +112,15 @@ pub async fn publish(
         }
     }
     Ok(false)
+}
+
+/// Re-reads `rel` from Postgres and publishes it as `R` (after a release, and at the start of
+/// every etcd session: a crash may have left it unpublished).
+pub(crate) async fn publish_released_locally(
+    st: &AppState,
+    client: &mut Client,
+    product_id: i64,
+) -> Result<bool, ReleaseError> {
+    let rel = st.db.released_locally(product_id).await?;
+    publish(client, &st.region, product_id, &rel).await
 }

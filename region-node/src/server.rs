@@ -1,4 +1,5 @@
-//! [`RegionNode`]: wires Postgres, Redis, etcd, the background tasks and the HTTP server.
+//! [`RegionNode`]: wires Postgres, Redis, etcd, the background tasks and the HTTP server. It
+//! only builds and runs; the state the parts share is [`crate::state::AppState`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -10,12 +11,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
-use crate::config::ServeConfig;
+use crate::config::{MigrateConfig, ServeConfig};
 use crate::db::{Db, DbError};
 use crate::etcd_sync::EtcdSync;
 use crate::ratelimit::Limits;
 use crate::reconcile::Reconciler;
+use crate::state::AppState;
 use crate::stock::{Stock, StockError};
+use crate::strategy::Purchaser;
 
 /// Why the node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -34,36 +37,12 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
 }
 
-/// State shared by the handlers and the background tasks.
-pub struct AppState {
-    /// This region's name.
-    pub region: String,
-    /// Products this region sells.
-    pub catalog: Catalog,
-    /// Redis admission filter.
-    pub stock: Stock,
-    /// Postgres truth.
-    pub db: Db,
-    /// Rate limits.
-    pub limits: Limits,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
-    /// Pokes the reconciler to run a pass now.
-    pub reconcile_now: Notify,
-    /// Whether the etcd session is up (reported by `/readyz`).
-    pub etcd_connected: AtomicBool,
-    /// Crash-injection point for fault tests (`QUOTA_FAILPOINT`), e.g.
-    /// `crash_after_release_commit`. Unset in production.
-    pub failpoint: Option<String>,
-    /// Bearer token of the region's admin endpoints (audit); `None` disables them.
-    pub admin_token: Option<String>,
-    /// Which purchase path runs (see [`crate::strategy`]).
-    pub strategy: crate::strategy::Strategy,
-    /// Group-commit queues (strategy v4).
-    pub batcher: crate::batch::Batcher,
-    /// Regions among which each user has one deterministic home (global per-user limit);
-    /// empty = every region sells to everyone.
-    pub home_regions: Vec<String>,
+/// `region-node migrate`: applies the embedded migrations to `cfg`'s database; returns how
+/// many were applied now.
+pub async fn migrate(cfg: &MigrateConfig) -> Result<usize, DbError> {
+    Db::new(&cfg.pg_url, 2, Duration::from_secs(30))?
+        .migrate()
+        .await
 }
 
 /// One region node: configuration plus the metrics handle, started by [`RegionNode::run`].
@@ -95,7 +74,7 @@ where
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }
@@ -162,8 +141,7 @@ impl RegionNode {
             failpoint: cfg.failpoint.clone().filter(|f| !f.is_empty()),
             admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
             home_regions: cfg.home_regions.clone(),
-            strategy: cfg.strategy,
-            batcher: crate::batch::Batcher::new(db.clone(), cfg.region.clone()),
+            purchaser: Purchaser::new(cfg.strategy, db.clone(), cfg.region.clone()),
         });
 
         let tasks = shutdown.child_token();

@@ -134,7 +134,7 @@ return n
 
 /// What one reconciliation pass did to Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncResult {
+pub(crate) enum SyncResult {
     /// Redis lost its state; call [`Stock::rebuild`].
     NeedsRebuild,
     /// Stock set from `old` to `new`; `in_flight` uncommitted units; `expired` tickets dropped.
@@ -153,7 +153,7 @@ pub enum SyncResult {
 /// The admission filter of one region: a multiplexed, self-reconnecting Redis connection and
 /// the scripts above.
 #[derive(Clone)]
-pub struct Stock {
+pub(crate) struct Stock {
     conn: ConnectionManager,
     admit: Script,
     finish: Script,
@@ -165,7 +165,7 @@ pub struct Stock {
 
 impl Stock {
     /// Connects (lazily reconnecting later); fails only if Redis is unreachable at start.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Stock, StockError> {
+    pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Stock, StockError> {
         let client = redis::Client::open(url)?;
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeout))
@@ -184,14 +184,14 @@ impl Stock {
     }
 
     /// Liveness probe.
-    pub async fn ping(&self) -> Result<(), StockError> {
+    pub(crate) async fn ping(&self) -> Result<(), StockError> {
         let mut c = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut c).await?;
         Ok(())
     }
 
     /// The atomic admission step of a purchase.
-    pub async fn admit(
+    pub(crate) async fn admit(
         &self,
         product_id: i64,
         ticket: &Ticket,
@@ -215,7 +215,7 @@ impl Stock {
 
     /// Ends a ticket (see [`FINISH`]); returns the stock after the call when the ticket was
     /// still there.
-    pub async fn finish(
+    pub(crate) async fn finish(
         &self,
         product_id: i64,
         ticket: &Ticket,
@@ -237,7 +237,10 @@ impl Stock {
     }
 
     /// In-flight tickets, or `None` when Redis must be rebuilt.
-    pub async fn snapshot(&self, product_id: i64) -> Result<Option<Vec<Ticket>>, StockError> {
+    pub(crate) async fn snapshot(
+        &self,
+        product_id: i64,
+    ) -> Result<Option<Vec<Ticket>>, StockError> {
         let mut c = self.conn.clone();
         let mut inv = self.snapshot.prepare_invoke();
         for k in keys(product_id) {
@@ -248,7 +251,7 @@ impl Stock {
     }
 
     /// One reconciliation write (see [`SYNC`]). Call it while holding the quota row lock.
-    pub async fn sync(
+    pub(crate) async fn sync(
         &self,
         product_id: i64,
         pg_available: i64,
@@ -278,7 +281,7 @@ impl Stock {
 
     /// Rebuilds a lost state from Postgres: buyers (user, units) and the stock to admit.
     /// Returns false if another node rebuilt it first (nothing changed).
-    pub async fn rebuild(
+    pub(crate) async fn rebuild(
         &self,
         product_id: i64,
         stock: i64,
@@ -305,7 +308,7 @@ impl Stock {
     }
 
     /// Takes up to `n` tokens out of admission (first step of a release); returns how many.
-    pub async fn take(&self, product_id: i64, n: i64) -> Result<i64, StockError> {
+    pub(crate) async fn take(&self, product_id: i64, n: i64) -> Result<i64, StockError> {
         let mut c = self.conn.clone();
         let mut inv = self.take.prepare_invoke();
         for k in keys(product_id) {
@@ -319,7 +322,7 @@ impl Stock {
     }
 
     /// Current stock (None if the state is not built), for status and tests.
-    pub async fn peek(&self, product_id: i64) -> Result<Option<i64>, StockError> {
+    pub(crate) async fn peek(&self, product_id: i64) -> Result<Option<i64>, StockError> {
         let mut c = self.conn.clone();
         let (gen, stock): (Option<String>, Option<i64>) = redis::pipe()
             .get(key(product_id, "gen"))

@@ -7,21 +7,21 @@
 use tokio_postgres::Client;
 
 /// `(version, name, sql)` of every migration, in order.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
         1,
         "schema",
-        include_str!("../../migrations/0001_schema.sql"),
+        include_str!("../../../migrations/0001_schema.sql"),
     ),
     (
         2,
         "purchase_fn",
-        include_str!("../../migrations/0002_purchase_fn.sql"),
+        include_str!("../../../migrations/0002_purchase_fn.sql"),
     ),
     (
         3,
         "version_column",
-        include_str!("../../migrations/0003_version_column.sql"),
+        include_str!("../../../migrations/0003_version_column.sql"),
     ),
 ];
 
@@ -29,7 +29,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
 const LOCK_KEY: i64 = 0x71756f7461;
 
 /// Applies every migration not yet recorded; returns how many were applied now.
-pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+pub(super) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -74,7 +74,7 @@ pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error
 }
 
 /// Whether every embedded migration is recorded (for `/readyz`).
-pub async fn is_current(client: &Client) -> Result<bool, tokio_postgres::Error> {
+pub(super) async fn is_current(client: &Client) -> Result<bool, tokio_postgres::Error> {
     let row = client
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
@@ -82,5 +82,5 @@ pub async fn is_current(client: &Client) -> Result<bool, tokio_postgres::Error> 
         )
         .await?;
     let max: i32 = row.get(0);
-    Ok(max >= MIGRATIONS.last().map(|m| m.0).unwrap_or(0))
+    Ok(max >= MIGRATIONS.last().map_or(0, |m| m.0))
 }

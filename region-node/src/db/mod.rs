@@ -1,0 +1,34 @@
+//! Postgres: the region's truth. A connection pool, and every SQL statement the node runs,
+//! grouped by what it touches:
+//!
+//! | module | statements |
+//! |---|---|
+//! | [`pool`] | none: the pool, its timeouts and isolation level ([`Db`], [`Isolation`]) |
+//! | [`error`] | none: classifies every failure once ([`DbError`]) |
+//! | [`migrate`] | the embedded migrations and `schema_migrations` |
+//! | [`products`] | `products` (load at start, upsert from etcd) |
+//! | [`orders`] | `orders`: the new and the stored order, reads, the order-row insert |
+//! | [`quota`] | the one `region_quota` row → [`QuotaRow`] mapping, `g := max(g, G)`, the row lock |
+//! | [`purchase`] | the purchase statements of the pessimistic, optimistic and one-statement paths |
+//! | [`batch`] | the group-commit batch transaction |
+//! | [`reconcile`] | what a reconciliation pass reads under the row lock |
+//! | [`release`] | the exactly-once release bookkeeping |
+//! | [`audit`] | the one-snapshot read behind the region's audit endpoint |
+
+mod audit;
+mod batch;
+mod error;
+mod migrate;
+mod orders;
+mod pool;
+mod products;
+mod purchase;
+mod quota;
+mod reconcile;
+mod release;
+
+pub use error::DbError;
+pub(crate) use orders::{NewOrder, Order, PurchaseOutcome};
+pub(crate) use pool::Db;
+pub use pool::Isolation;
+pub(crate) use quota::{CumulativeGrant, LockedQuota, QuotaRow};

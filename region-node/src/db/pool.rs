@@ -1,0 +1,117 @@
+//! The connection pool and the per-connection settings (timeouts, isolation level).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::error::DbError;
+use super::migrate;
+
+/// Transaction isolation for every connection of the pool (`--isolation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    /// Postgres's default; what the purchase path is designed for.
+    #[default]
+    ReadCommitted,
+    /// Concurrent updates of the quota row fail with a serialization error (retried).
+    RepeatableRead,
+    /// As repeatable read, plus predicate locking.
+    Serializable,
+}
+
+impl Isolation {
+    /// The value of `default_transaction_isolation`.
+    fn pg_name(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read committed",
+            Isolation::RepeatableRead => "repeatable read",
+            Isolation::Serializable => "serializable",
+        }
+    }
+}
+
+impl FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        <Isolation as ValueEnum>::from_str(s, true)
+    }
+}
+
+/// The region's database: a pool and the queries.
+#[derive(Clone)]
+pub(crate) struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    /// Builds the pool (connections open lazily). `statement_timeout` bounds every statement
+    /// server-side, so a stuck query cannot hold the hot row lock.
+    pub(crate) fn new(url: &str, size: usize, timeout: Duration) -> Result<Db, DbError> {
+        Self::with_isolation(url, size, timeout, Isolation::ReadCommitted)
+    }
+
+    /// Like [`Db::new`], with every transaction at `isolation`.
+    pub(crate) fn with_isolation(
+        url: &str,
+        size: usize,
+        timeout: Duration,
+        isolation: Isolation,
+    ) -> Result<Db, DbError> {
+        let mut cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| DbError::Other(format!("bad Postgres URL: {e}")))?;
+        cfg.connect_timeout(Duration::from_secs(2));
+        cfg.options(format!(
+            "-c statement_timeout={} -c lock_timeout={} -c default_transaction_isolation={}",
+            timeout.as_millis(),
+            timeout.as_millis(),
+            // libpq splits options on spaces; a backslash keeps "read committed" one value.
+            isolation.pg_name().replace(' ', "\\ ")
+        ));
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("region-node");
+        }
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(Duration::from_secs(2)))
+            .recycle_timeout(Some(Duration::from_secs(1)))
+            .build()
+            .map_err(|e| DbError::Other(e.to_string()))?;
+        Ok(Db { pool })
+    }
+
+    /// One pooled connection.
+    pub(super) async fn conn(&self) -> Result<Object, DbError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies pending migrations; returns how many were applied now.
+    pub(crate) async fn migrate(&self) -> Result<usize, DbError> {
+        let mut obj = self.conn().await?;
+        let client: &mut tokio_postgres::Client = &mut obj;
+        Ok(migrate::migrate(client).await?)
+    }
+
+    /// Postgres reachable and migrations applied.
+    pub(crate) async fn ready(&self) -> Result<bool, DbError> {
+        let obj = self.conn().await?;
+        Ok(migrate::is_current(&obj).await?)
+    }
+
+    /// Pool gauges for `/metrics`.
+    pub(crate) fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+}

@@ -1,0 +1,56 @@
+//! The region's report to the coordinator: per product, the quota row as last reconciled, the
+//! demand estimate ([`quota_shared::demand`]) and the release asked but not yet handled,
+//! published on the heartbeat lease (so a dead region's reports vanish with it).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use etcd_client::{Client, PutOptions};
+use quota_shared::demand::DemandEstimate;
+use quota_shared::keys;
+use quota_shared::model::RegionReport;
+
+use super::error::SyncError;
+use super::releases::Pending;
+use crate::state::AppState;
+
+/// Publishes one report per product.
+pub(super) async fn report(
+    st: &AppState,
+    client: &mut Client,
+    lease: i64,
+    pending: &Pending,
+    demand: &mut HashMap<i64, DemandEstimate>,
+) -> Result<(), SyncError> {
+    let now = Instant::now();
+    let at_ms = chrono::Utc::now().timestamp_millis();
+    for product_id in st.catalog.ids() {
+        let Some(entry) = st.catalog.get(product_id) else {
+            continue;
+        };
+        let Some(q) = entry.quota() else { continue };
+        let attempts = entry.attempts();
+        let rate = demand
+            .entry(product_id)
+            .or_insert_with(|| DemandEstimate::new(attempts, now))
+            .observe(attempts, now);
+        metrics::gauge!("quota_demand_per_second", "product" => product_id.to_string()).set(rate);
+        let report = RegionReport {
+            granted: q.applied_grant,
+            released: q.released_locally,
+            sold: q.sold,
+            available: q.available(),
+            demand: rate,
+            release_in_flight: pending.amount(product_id),
+            at_ms,
+        };
+        client
+            .put(
+                keys::region_report(&st.region, product_id),
+                serde_json::to_string(&report).expect("serialisable"),
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await?;
+    }
+    Ok(())
+}

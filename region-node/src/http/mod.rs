@@ -1,0 +1,96 @@
+//! The HTTP API: routing, extraction with JSON errors for every rejection, request metrics.
+//!
+//! | file | routes |
+//! |---|---|
+//! | this one | the router and the OpenAPI document |
+//! | [`extract`] | the body limit and path parsing the handlers share |
+//! | [`public`] | purchase, product, order, a user's orders |
+//! | [`admin`] | the audit (bearer token), `/readyz`, `/metrics` |
+
+mod admin;
+mod extract;
+mod public;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use extract::MAX_BODY_BYTES;
+
+/// The OpenAPI 3 document of this API.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Every route of the service.
+pub(crate) fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/v1/products/{product_id}/purchase",
+            post(public::purchase_handler),
+        )
+        .route("/v1/products/{product_id}", get(public::product_handler))
+        .route("/v1/orders/{order_id}", get(public::order_handler))
+        .route(
+            "/v1/users/{user_id}/orders",
+            get(public::user_orders_handler),
+        )
+        .route(
+            "/v1/admin/products/{product_id}/audit",
+            get(admin::audit_handler),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(admin::readyz_handler))
+        .route("/metrics", get(admin::metrics_handler))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code the API can answer with is documented in the OpenAPI document.
+    #[test]
+    fn every_error_code_is_documented() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let codes = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+            ["code"]["enum"];
+        let all = [
+            ApiError::InvalidRequest(String::new()),
+            ApiError::PayloadTooLarge(1),
+            ApiError::UnknownProduct(1),
+            ApiError::UnknownOrder(uuid::Uuid::nil()),
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::SaleNotActive(String::new()),
+            ApiError::AlreadyPurchased { order_id: None },
+            ApiError::SoldOut,
+            ApiError::AwaitingStock,
+            ApiError::WrongRegion(String::new()),
+            ApiError::Unauthorized,
+            ApiError::RateLimited { retry_after_s: 1 },
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        for e in all {
+            assert!(
+                codes.as_array().unwrap().iter().any(|c| c == e.code()),
+                "{} is not in openapi.json",
+                e.code()
+            );
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! [`AppState`]: what the handlers and the background tasks share. The bottom floor of the
+//! crate's wiring: it names the parts and is imported by every task, and imports none of them
+//! back (the node is wired in `crate::server`).
+
+use std::sync::atomic::AtomicBool;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+
+use crate::catalog::Catalog;
+use crate::db::Db;
+use crate::ratelimit::Limits;
+use crate::stock::Stock;
+use crate::strategy::Purchaser;
+
+/// State shared by the handlers and the background tasks.
+pub(crate) struct AppState {
+    /// This region's name.
+    pub(crate) region: String,
+    /// Products this region sells.
+    pub(crate) catalog: Catalog,
+    /// Redis admission filter.
+    pub(crate) stock: Stock,
+    /// Postgres truth.
+    pub(crate) db: Db,
+    /// Rate limits.
+    pub(crate) limits: Limits,
+    /// Renders `/metrics`.
+    pub(crate) metrics: PrometheusHandle,
+    /// Pokes the reconciler to run a pass now.
+    pub(crate) reconcile_now: Notify,
+    /// Whether the etcd session is up (reported by `/readyz`).
+    pub(crate) etcd_connected: AtomicBool,
+    /// Crash-injection point for fault tests (`QUOTA_FAILPOINT`), e.g.
+    /// `crash_after_release_commit`. Unset in production.
+    pub(crate) failpoint: Option<String>,
+    /// Bearer token of the region's admin endpoints (audit); `None` disables them.
+    pub(crate) admin_token: Option<String>,
+    /// The purchase path, built once from `--strategy` (see [`crate::strategy`]).
+    pub(crate) purchaser: Purchaser,
+    /// Regions among which each user has one deterministic home (global per-user limit);
+    /// empty = every region sells to everyone.
+    pub(crate) home_regions: Vec<String>,
+}
