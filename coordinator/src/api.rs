@@ -16,26 +16,30 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use quota_shared::wire::{
+    CreateProduct, Drain, DrainView, Restock, RoundView, SetPolicy, SetSplit,
+};
+
 use crate::error::CoordError;
-use crate::ops::Ops;
-use crate::view::{CreateProduct, Drain, Restock, RoundView, SetPolicy, SetSplit};
+use crate::escrow::Escrow;
 
 /// Header marking a request a standby already forwarded (never forwarded twice).
 const FORWARDED: &str = "x-quota-forwarded";
 
-/// Shared by the handlers.
+/// What every handler needs: who this instance is, the escrow agent, and how to authenticate
+/// and forward requests.
 pub struct ApiState {
     /// This instance's id.
     pub id: String,
-    /// Operations over the ledger.
-    pub ops: Arc<Ops>,
+    /// The escrow agent over the ledger.
+    pub escrow: Arc<Escrow>,
     /// Expected bearer token.
     pub admin_token: String,
     /// Client used to forward writes to the leader.
     pub http: reqwest::Client,
 }
 
-/// Every route.
+/// Every route of the admin API, health endpoints, and JSON error answers for the rest.
 pub fn router(st: Arc<ApiState>) -> Router {
     let admin = Router::new()
         .route(
@@ -96,14 +100,14 @@ async fn forward_writes(
     req: Request,
     next: Next,
 ) -> Result<Response, CoordError> {
-    if req.method() == Method::GET || st.ops.store.is_leader() {
+    if req.method() == Method::GET || st.escrow.store.is_leader() {
         return Ok(next.run(req).await);
     }
     if req.headers().contains_key(FORWARDED) {
         return Err(CoordError::NotLeader);
     }
     let leader = st
-        .ops
+        .escrow
         .store
         .leader_url()
         .await?
@@ -115,8 +119,7 @@ async fn forward_writes(
     let path = parts
         .uri
         .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+        .map_or("/", axum::http::uri::PathAndQuery::as_str);
     let mut fwd = st
         .http
         .request(parts.method.clone(), format!("{leader}{path}"))
@@ -159,13 +162,13 @@ async fn create_product(
     body: Bytes,
 ) -> Result<impl IntoResponse, CoordError> {
     let req: CreateProduct = json_body(&body)?;
-    Ok((StatusCode::CREATED, Json(st.ops.create(req).await?)))
+    Ok((StatusCode::CREATED, Json(st.escrow.create(req).await?)))
 }
 
 async fn list_products(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, CoordError> {
     let mut out = Vec::new();
-    for id in st.ops.store.product_ids().await? {
-        out.push(st.ops.store.read(id).await?.view());
+    for id in st.escrow.store.product_ids().await? {
+        out.push(st.escrow.store.read(id).await?.view());
     }
     Ok(Json(out))
 }
@@ -174,7 +177,7 @@ async fn show_product(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, CoordError> {
-    Ok(Json(st.ops.store.read(product_id(&raw)?).await?.view()))
+    Ok(Json(st.escrow.store.read(product_id(&raw)?).await?.view()))
 }
 
 async fn set_quota(
@@ -184,7 +187,7 @@ async fn set_quota(
 ) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
     let req: SetSplit = json_body(&body)?;
-    let (product, moves) = st.ops.set_split(id, req.split).await?;
+    let (product, moves) = st.escrow.set_split(id, req.split).await?;
     Ok(Json(RoundView { moves, product }))
 }
 
@@ -195,7 +198,7 @@ async fn set_policy(
 ) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
     let req: SetPolicy = json_body(&body)?;
-    Ok(Json(st.ops.set_policy(id, req.policy).await?))
+    Ok(Json(st.escrow.set_policy(id, req.policy).await?))
 }
 
 async fn restock(
@@ -205,14 +208,14 @@ async fn restock(
 ) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
     let req: Restock = json_body(&body)?;
-    Ok(Json(st.ops.restock(id, req.units).await?))
+    Ok(Json(st.escrow.restock(id, req.units).await?))
 }
 
 async fn end(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, CoordError> {
-    Ok(Json(st.ops.end(product_id(&raw)?).await?))
+    Ok(Json(st.escrow.end(product_id(&raw)?).await?))
 }
 
 async fn rebalance(
@@ -220,15 +223,15 @@ async fn rebalance(
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
-    let moves = st.ops.round(id).await?;
+    let moves = st.escrow.round(id).await?;
     Ok(Json(RoundView {
         moves,
-        product: st.ops.store.read(id).await?.view(),
+        product: st.escrow.store.read(id).await?.view(),
     }))
 }
 
 async fn list_regions(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, CoordError> {
-    Ok(Json(st.ops.store.regions().await?))
+    Ok(Json(st.escrow.store.regions().await?))
 }
 
 async fn drain(
@@ -241,10 +244,11 @@ async fn drain(
     } else {
         json_body(&body)?
     };
-    st.ops.drain(&region, req.on).await?;
-    Ok(Json(
-        serde_json::json!({"region": region, "draining": req.on}),
-    ))
+    st.escrow.drain(&region, req.on).await?;
+    Ok(Json(DrainView {
+        draining: req.on,
+        region,
+    }))
 }
 
 /// `?product=ID` narrows status and audit to one product.
@@ -261,7 +265,7 @@ async fn status(
     State(st): State<Arc<ApiState>>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<impl IntoResponse, CoordError> {
-    Ok(Json(st.ops.status(only(&q)?).await?))
+    Ok(Json(st.escrow.status(only(&q)?).await?))
 }
 
 async fn audit(
@@ -269,12 +273,12 @@ async fn audit(
     Query(q): Query<Only>,
 ) -> Result<impl IntoResponse, CoordError> {
     let id = q.product.as_deref().map(product_id).transpose()?;
-    Ok(Json(st.ops.audit(id).await?))
+    Ok(Json(st.escrow.audit(id).await?))
 }
 
 async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
-    let leader = st.ops.store.is_leader();
-    match st.ops.store.ping().await {
+    let leader = st.escrow.store.is_leader();
+    match st.escrow.store.ping().await {
         Ok(()) => Json(serde_json::json!({"status": "ready", "id": st.id, "leader": leader}))
             .into_response(),
         Err(e) => (

@@ -5,7 +5,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use quota_shared::api::ErrorEnvelope;
 
-/// Everything an admin request can fail with.
+/// Everything an admin request (or a leader's round) can fail with; each variant maps to one
+/// HTTP status and stable error code.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordError {
     /// 400: the request is malformed or would break an invariant (nothing was changed).
@@ -43,15 +44,15 @@ impl From<etcd_client::Error> for CoordError {
     }
 }
 
-impl From<quota_shared::model::Invalid> for CoordError {
-    fn from(e: quota_shared::model::Invalid) -> Self {
+impl From<quota_shared::Invalid> for CoordError {
+    fn from(e: quota_shared::Invalid) -> Self {
         CoordError::Invalid(e.0)
     }
 }
 
 impl CoordError {
     /// HTTP status and stable code.
-    pub fn status_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_code(&self) -> (StatusCode, &'static str) {
         match self {
             CoordError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             CoordError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),

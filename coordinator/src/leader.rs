@@ -15,12 +15,13 @@ use quota_shared::keys;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CoordError;
-use crate::ops::Ops;
-use crate::store::{Fence, LeaderValue};
+use crate::escrow::Escrow;
+use crate::store::{is_request_timeout, Fence, LeaderValue};
 
-/// The election participant and, while leading, the rebalancer.
+/// The election participant and, while leading, the rebalancer: the one place that decides
+/// whether this instance may write the ledger.
 pub struct Leader {
-    ops: Arc<Ops>,
+    escrow: Arc<Escrow>,
     value: LeaderValue,
     lease_ttl_s: i64,
     period: Duration,
@@ -28,9 +29,14 @@ pub struct Leader {
 
 impl Leader {
     /// A participant announcing `value`.
-    pub fn new(ops: Arc<Ops>, value: LeaderValue, lease_ttl_s: i64, period: Duration) -> Self {
+    pub fn new(
+        escrow: Arc<Escrow>,
+        value: LeaderValue,
+        lease_ttl_s: i64,
+        period: Duration,
+    ) -> Self {
         Leader {
-            ops,
+            escrow,
             value,
             lease_ttl_s: lease_ttl_s.max(1),
             period,
@@ -41,7 +47,7 @@ impl Leader {
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
             let r = self.term(&shutdown).await;
-            self.ops.store.set_fence(None);
+            self.escrow.store.set_fence(None);
             match r {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, "leadership term ended"),
@@ -54,7 +60,7 @@ impl Leader {
     }
 
     async fn term(&self, shutdown: &CancellationToken) -> Result<(), CoordError> {
-        let mut c = self.ops.store.client();
+        let mut c = self.escrow.store.client();
         let lease = c.lease_grant(self.lease_ttl_s, None).await?.id();
         let (mut keeper, mut acks) = c.lease_keep_alive(lease).await?;
         let lost = CancellationToken::new();
@@ -85,18 +91,18 @@ impl Leader {
                 }
                 _ = lost.cancelled() => return Err(CoordError::Unavailable("lease lost while campaigning".into())),
                 r = c.campaign(keys::election(), value.clone(), lease) => match r {
-                    Ok(mut resp) => match resp.take_leader() {
-                        Some(k) => break k,
-                        None => continue,
+                    // Won: leading from this key on (no key in the answer: campaign again).
+                    Ok(mut resp) => if let Some(k) = resp.take_leader() {
+                        break k;
                     },
                     // The request timeout fires while another instance leads: campaign again
                     // (same lease, same election key).
-                    Err(e) if e.to_string().contains("timeout") || e.to_string().contains("deadline") => continue,
+                    Err(e) if is_request_timeout(&e) => {}
                     Err(e) => return Err(e.into()),
                 },
             }
         };
-        self.ops.store.set_fence(Some(Fence {
+        self.escrow.store.set_fence(Some(Fence {
             key: key.key().to_vec(),
             rev: key.rev(),
         }));
@@ -109,7 +115,7 @@ impl Leader {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    self.ops.store.set_fence(None);
+                    self.escrow.store.set_fence(None);
                     let _ = c.resign(Some(etcd_client::ResignOptions::new().with_leader(key))).await;
                     let _ = c.lease_revoke(lease).await;
                     return Ok(());
@@ -117,11 +123,11 @@ impl Leader {
                 _ = lost.cancelled() => return Err(CoordError::Unavailable("lease lost while leading".into())),
                 _ = tick.tick() => {
                     if ids_age == 0 {
-                        ids = self.ops.store.product_ids().await?;
+                        ids = self.escrow.store.product_ids().await?;
                     }
                     ids_age = (ids_age + 1) % 10;
                     for id in &ids {
-                        match self.ops.round(*id).await {
+                        match self.escrow.round(*id).await {
                             Ok(_) => {}
                             Err(CoordError::NotLeader) => return Err(CoordError::NotLeader),
                             Err(e) => tracing::warn!(product_id = id, error = %e, "rebalance round failed"),

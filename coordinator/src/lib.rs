@@ -1,23 +1,38 @@
-//! The coordinator: keeper of the global quota ledger in etcd, and its admin HTTP API.
+//! The coordinator: keeper of the global quota ledger in etcd (the escrow agent of
+//! ARCHITECTURE.md), and its admin HTTP API.
 //!
-//! * [`store`] — reads and writes of the ledger. Every write is one etcd transaction that
-//!   compares the revision it read (compare-and-swap), so concurrent writers can never lose
-//!   each other's updates or create units.
-//! * [`leader`] — leader election; the leader runs a rebalance round per product every 100 ms.
-//! * [`round`] — one round as pure functions (ledger read → policy input; moves → new ledger).
-//! * [`ops`] — every operation (create, split, policy, restock, end, drain, round, status,
-//!   audit) over the store.
-//! * [`api`] — the authenticated admin API that `quotactl` talks to; standbys forward writes
-//!   to the leader.
-//! * [`client`] — the typed HTTP client `quotactl` uses.
-//! * [`error`] — the error type and its HTTP mapping.
+//! * `store` — reads and writes of the ledger. Every write is one etcd transaction that
+//!   compares the revision it read (compare-and-swap) and this instance's leadership fence, so
+//!   concurrent writers can never lose each other's updates or create units.
+//! * `snapshot` — [`LedgerSnapshot`], one product's counters (`G`, `R`, reports) at one
+//!   revision: what every decision is made from.
+//! * `cas` — the one re-read-and-retry loop for compare-and-swap writes and the audit's cut.
+//! * `escrow` — [`Escrow`], the operations, split by concern: `lifecycle` (create, split,
+//!   policy, restock, end, drain), `rebalance` (the round: pure `round`, I/O, movable stock),
+//!   `status`, `audit` (I/O, pure `verdict`).
+//! * `leader` — leader election; the leader runs a rebalance round per product every 100 ms.
+//! * `api` — the authenticated admin API that `quotactl` talks to; standbys forward writes
+//!   to the leader. Its JSON types are [`quota_shared::wire`].
+//! * `error` — [`CoordError`] and its HTTP mapping.
+//! * `config` — the `coordinator` command line.
 
-pub mod api;
-pub mod client;
-pub mod config;
-pub mod error;
-pub mod leader;
-pub mod ops;
-pub mod round;
-pub mod store;
-pub mod view;
+mod api;
+mod audit;
+mod cas;
+mod config;
+mod error;
+mod escrow;
+mod leader;
+mod lifecycle;
+mod rebalance;
+mod snapshot;
+mod status;
+mod store;
+
+pub use api::{router, ApiState};
+pub use config::{Cli, Command, ServeConfig};
+pub use error::CoordError;
+pub use escrow::Escrow;
+pub use leader::Leader;
+pub use snapshot::LedgerSnapshot;
+pub use store::{Fence, LeaderValue, Store};

@@ -6,11 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use coordinator::api::{router, ApiState};
-use coordinator::config::{Cli, Command};
-use coordinator::leader::Leader;
-use coordinator::ops::Ops;
-use coordinator::store::{LeaderValue, Store};
+use coordinator::{router, ApiState, Cli, Command, Escrow, Leader, LeaderValue, Store};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -27,13 +23,13 @@ fn main() -> anyhow::Result<()> {
         let store = Store::connect(&cfg.etcd_endpoints)
             .await
             .context("connecting to etcd")?;
-        let ops = Arc::new(Ops::new(
+        let escrow = Arc::new(Escrow::new(
             store,
             cfg.policy_params(),
             cfg.admin_token.clone(),
         ));
         let leader = Leader::new(
-            Arc::clone(&ops),
+            Arc::clone(&escrow),
             LeaderValue {
                 id: cfg.id.clone(),
                 url: cfg.advertise_url(),
@@ -44,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         let leading = tokio::spawn(leader.run(shutdown.clone()));
         let st = Arc::new(ApiState {
             id: cfg.id.clone(),
-            ops,
+            escrow,
             admin_token: cfg.admin_token.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

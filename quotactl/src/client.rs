@@ -1,16 +1,17 @@
-//! A typed client of the admin API (what `quotactl` is built on; tests use it too).
+//! [`AdminClient`]: one method per admin endpoint, typed by [`quota_shared::wire`].
 
 use std::time::Duration;
 
 use quota_shared::api::ErrorEnvelope;
 use serde::de::DeserializeOwned;
 
-use crate::view::{
-    AuditReport, CreateProduct, Drain, ProductView, RegionView, Restock, RoundView, SetPolicy,
-    SetSplit, StatusView,
+use quota_shared::wire::{
+    AuditReport, CreateProduct, Drain, DrainView, ProductView, RegionView, Restock, RoundView,
+    SetPolicy, SetSplit, StatusView,
 };
 
-/// Why a request failed.
+/// Why a request failed: unreachable, refused (with the API's error code), or answered with
+/// something the contract does not allow. `quotactl` prints it and exits 1.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The coordinator could not be reached.
@@ -36,7 +37,8 @@ pub enum ClientError {
     Decode(String),
 }
 
-/// Client of one coordinator's admin API.
+/// Client of one coordinator's admin API (any instance: standbys forward writes to the
+/// leader).
 pub struct AdminClient {
     http: reqwest::Client,
     base: String,
@@ -160,7 +162,7 @@ impl AdminClient {
     }
 
     /// Starts or stops draining a region.
-    pub async fn drain(&self, region: &str, req: &Drain) -> Result<serde_json::Value, ClientError> {
+    pub async fn drain(&self, region: &str, req: &Drain) -> Result<DrainView, ClientError> {
         self.send(
             self.http
                 .post(self.url(&format!("/v1/admin/regions/{region}/drain")))

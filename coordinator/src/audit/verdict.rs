@@ -1,0 +1,231 @@
+//! The audit's verdict for one product, as a pure function of a ledger snapshot and each
+//! region's typed truth ([`RegionTruth`]): the region's terms of the conservation identity next
+//! to the ledger's, and every broken rule as a [`Violation`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use quota_shared::ledger::{check_conservation, ConservationBreak, RegionTerms};
+use quota_shared::wire::{ProductAudit, RegionAudit, RegionTruth};
+
+use crate::snapshot::LedgerSnapshot;
+
+/// A rule the audit found broken. `Display` is the sentence operators (and `quotactl audit`)
+/// see; the wire carries that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Violation {
+    /// The region's `sold` counter disagrees with its order rows.
+    SoldMismatch {
+        /// The region.
+        region: String,
+        /// Its `sold` counter.
+        sold: i64,
+        /// Σ quantity of its order rows.
+        order_units: i64,
+    },
+    /// The region's Redis would admit more than its Postgres can accept
+    /// (`stock + in flight − available > 0`).
+    RedisDrift {
+        /// The region.
+        region: String,
+        /// Units Redis would over-admit.
+        excess: i64,
+    },
+    /// The conservation identity or one of its terms is broken (see
+    /// [`quota_shared::ledger::check_conservation`], which words it).
+    Conservation(ConservationBreak),
+    /// Users hold more units across regions than the per-user limit allows.
+    OverLimit {
+        /// How many users are over the limit.
+        users: usize,
+        /// The first of them (lowest user id).
+        example: UserOverLimit,
+    },
+}
+
+/// One user over the per-user limit, and where their units are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserOverLimit {
+    /// The user.
+    pub(crate) user_id: i64,
+    /// Units held across regions.
+    pub(crate) units: i64,
+    /// The product's per-user limit.
+    pub(crate) limit: i64,
+    /// Regions holding the user's orders.
+    pub(crate) regions: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::SoldMismatch {
+                region,
+                sold,
+                order_units,
+            } => write!(
+                f,
+                "{region}: sold = {sold} but its orders hold {order_units} units"
+            ),
+            Violation::RedisDrift { region, excess } => write!(
+                f,
+                "{region}: Redis would admit {excess} more units than Postgres can accept"
+            ),
+            Violation::Conservation(broken) => broken.fmt(f),
+            Violation::OverLimit { users, example } => write!(
+                f,
+                "{users} users over the per-user limit across regions, e.g. user {} holds {} \
+                 units (limit {}) in {}",
+                example.user_id,
+                example.units,
+                example.limit,
+                example.regions.join(", ")
+            ),
+        }
+    }
+}
+
+/// One product's audit before it goes on the wire.
+#[derive(Debug, Clone)]
+pub(crate) struct Verdict {
+    /// The product.
+    pub(crate) product_id: i64,
+    /// Its total.
+    pub(crate) total: i64,
+    /// Its pool in the snapshot.
+    pub(crate) pool: i64,
+    /// Σ sold over the regions read.
+    pub(crate) sold: i64,
+    /// Every broken rule, in the order found.
+    pub(crate) violations: Vec<Violation>,
+    /// Regions with a stake that could not be read (and why).
+    pub(crate) unreadable: Vec<String>,
+    /// The terms of every region read.
+    pub(crate) regions: BTreeMap<String, RegionAudit>,
+}
+
+impl Verdict {
+    /// No violation, and every region with a stake was read.
+    pub(crate) fn ok(&self) -> bool {
+        self.violations.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// The admin API's shape: violations as their sentences.
+    pub(crate) fn into_wire(self) -> ProductAudit {
+        ProductAudit {
+            ok: self.ok(),
+            product_id: self.product_id,
+            total: self.total,
+            pool: self.pool,
+            sold: self.sold,
+            violations: self.violations.iter().map(ToString::to_string).collect(),
+            unreadable: self.unreadable,
+            regions: self.regions,
+        }
+    }
+}
+
+/// One region's terms: `G`, `R` from the snapshot; `g`, `rel`, sold, orders, Redis from its
+/// truth.
+fn region_audit(snap: &LedgerSnapshot, r: &str, t: &RegionTruth) -> RegionAudit {
+    let (grant, published) = (snap.grant(r), snap.published_release(r));
+    RegionAudit {
+        granted: grant,
+        applied: t.granted,
+        released: t.released,
+        released_published: published,
+        sold: t.sold,
+        available: t.available,
+        order_count: t.order_count,
+        order_units: t.order_units,
+        grant_in_transit: grant - t.granted,
+        release_in_transit: t.released - published,
+        redis_stock: t.redis_stock,
+        redis_drift: t
+            .redis_stock
+            .zip(t.redis_in_flight)
+            .map(|(stock, in_flight)| stock + in_flight - t.available),
+    }
+}
+
+/// Users over `limit` across the regions read, lowest user id first.
+fn users_over_limit(truths: &BTreeMap<String, RegionTruth>, limit: i64) -> Vec<UserOverLimit> {
+    let mut per_user: BTreeMap<i64, (i64, Vec<String>)> = BTreeMap::new();
+    for (r, t) in truths {
+        for &(user, units) in &t.buyers {
+            let e = per_user.entry(user).or_default();
+            e.0 += units;
+            e.1.push(r.clone());
+        }
+    }
+    per_user
+        .into_iter()
+        .filter(|(_, (units, _))| *units > limit)
+        .map(|(user_id, (units, regions))| UserOverLimit {
+            user_id,
+            units,
+            limit,
+            regions,
+        })
+        .collect()
+}
+
+/// The verdict for one product from its snapshot and the truth of each region read;
+/// `unreadable` names the regions with a stake that could not be read (then the identity is
+/// not checked: its sum would be missing terms).
+pub(crate) fn evaluate(
+    snap: &LedgerSnapshot,
+    truths: &BTreeMap<String, RegionTruth>,
+    unreadable: Vec<String>,
+) -> Verdict {
+    let mut violations = Vec::new();
+    let mut terms = BTreeMap::new();
+    let mut regions = BTreeMap::new();
+    for (r, t) in truths {
+        let audit = region_audit(snap, r, t);
+        terms.insert(
+            r.clone(),
+            RegionTerms {
+                sold: audit.sold,
+                available: audit.available,
+                grant_in_transit: audit.grant_in_transit,
+                release_in_transit: audit.release_in_transit,
+            },
+        );
+        if t.sold != t.order_units {
+            violations.push(Violation::SoldMismatch {
+                region: r.clone(),
+                sold: t.sold,
+                order_units: t.order_units,
+            });
+        }
+        if let Some(excess) = audit.redis_drift.filter(|d| *d > 0) {
+            violations.push(Violation::RedisDrift {
+                region: r.clone(),
+                excess,
+            });
+        }
+        regions.insert(r.clone(), audit);
+    }
+    let pool = snap.pool();
+    if unreadable.is_empty() {
+        let broken = check_conservation(snap.ledger.total, pool, &terms);
+        violations.extend(broken.into_iter().map(Violation::Conservation));
+    }
+    let over = users_over_limit(truths, i64::from(snap.spec.per_user_limit));
+    if let Some(example) = over.first() {
+        violations.push(Violation::OverLimit {
+            users: over.len(),
+            example: example.clone(),
+        });
+    }
+    Verdict {
+        product_id: snap.spec.product_id,
+        total: snap.ledger.total,
+        pool,
+        sold: terms.values().map(|t| t.sold).sum(),
+        violations,
+        unreadable,
+        regions,
+    }
+}

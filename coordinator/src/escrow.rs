@@ -1,0 +1,70 @@
+//! [`Escrow`]: the coordinator's side of the escrow protocol. It holds the global ledger (in
+//! etcd, through [`Store`]) and is the only party that grants units from the pool (`G` grows)
+//! or asks a region to release them. What it does is split by concern:
+//!
+//! * `lifecycle` — operator changes to a product: create, split, policy, restock, end,
+//!   and region drains;
+//! * `rebalance` — the leader's rebalance round and the movable stock it publishes;
+//! * `status` — status from etcd alone;
+//! * `audit` — the cross-region conservation audit.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use quota_shared::model::Movable;
+use quota_shared::policy::PolicyParams;
+
+use crate::error::CoordError;
+use crate::store::Store;
+
+/// The escrow agent over the global ledger; shared by the admin API and the leader's loop.
+/// Every instance has one; only the leader's writes pass the store's fence.
+pub struct Escrow {
+    /// The ledger.
+    pub(crate) store: Store,
+    /// Rebalance policy tuning.
+    pub(crate) params: PolicyParams,
+    /// Token for region admin endpoints (the audit).
+    pub(crate) admin_token: String,
+    /// Client for region admin endpoints (the audit).
+    pub(crate) http: reqwest::Client,
+    /// Last published movable stock per product, and when (republished on change or every
+    /// second so regions can tell it is fresh).
+    pub(crate) movable_published: Mutex<BTreeMap<i64, (Movable, Instant)>>,
+}
+
+impl Escrow {
+    /// The escrow agent over `store`, with the rebalance tuning and the regions' admin token.
+    pub fn new(store: Store, params: PolicyParams, admin_token: String) -> Escrow {
+        Escrow {
+            store,
+            params,
+            admin_token,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("static client config"),
+            movable_published: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every region that ever registered.
+    pub(crate) async fn known_regions(&self) -> Result<Vec<String>, CoordError> {
+        Ok(self
+            .store
+            .regions()
+            .await?
+            .into_iter()
+            .map(|r| r.region)
+            .collect())
+    }
+
+    /// Every product id (or just `only`).
+    pub(crate) async fn product_ids(&self, only: Option<i64>) -> Result<Vec<i64>, CoordError> {
+        match only {
+            Some(id) => Ok(vec![id]),
+            None => self.store.product_ids().await,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! A product's life as the operator drives it: create (with an optional initial split), static
+//! split, policy, restock, end; and draining a region. Each change is one compare-and-swap
+//! write of the ledger (see [`crate::cas`]).
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use quota_shared::model::{validate_region_name, Ledger, ProductSpec, MAX_TOTAL};
+use quota_shared::policy::{Move, PolicyKind};
+use quota_shared::wire::{CreateProduct, ProductView};
+
+use crate::cas::{Attempt, LEDGER_WRITE};
+use crate::error::CoordError;
+use crate::escrow::Escrow;
+use crate::snapshot::LedgerSnapshot;
+
+/// Validates a split: known regions, no negative share, Σ ≤ total.
+fn check_split(
+    split: &BTreeMap<String, i64>,
+    total: i64,
+    known: &[String],
+) -> Result<(), CoordError> {
+    if split.is_empty() {
+        return Err(CoordError::Invalid(
+            "split must name at least one region".into(),
+        ));
+    }
+    for (r, n) in split {
+        validate_region_name(r)?;
+        if !known.contains(r) {
+            return Err(CoordError::Invalid(format!(
+                "unknown region {r:?} (known: {})",
+                known.join(", ")
+            )));
+        }
+        if *n < 0 {
+            return Err(CoordError::Invalid(format!(
+                "share for {r} must not be negative (got {n})"
+            )));
+        }
+    }
+    let sum: i64 = split.values().sum();
+    if sum > total {
+        return Err(CoordError::Invalid(format!(
+            "split sums to {sum}, more than the total of {total}"
+        )));
+    }
+    Ok(())
+}
+
+impl Escrow {
+    /// Creates a sale; an initial split is granted at once.
+    pub(crate) async fn create(&self, req: CreateProduct) -> Result<ProductView, CoordError> {
+        let start = req.start_time.unwrap_or_else(Utc::now);
+        let spec = ProductSpec {
+            product_id: req.product_id,
+            name: req.name,
+            total: req.total,
+            price: req.price,
+            original_price: req.original_price.unwrap_or(req.price),
+            start_time: start,
+            end_time: req.end_time.unwrap_or(start + chrono::Duration::hours(1)),
+            per_user_limit: req.per_user_limit.unwrap_or(1),
+        };
+        spec.validate()?;
+        let mut ledger = Ledger {
+            total: spec.total,
+            policy: req.policy.unwrap_or_default(),
+            ..Ledger::default()
+        };
+        if let Some(split) = req.split {
+            check_split(&split, spec.total, &self.known_regions().await?)?;
+            ledger.granted = split
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(r, n)| (r.clone(), *n))
+                .collect();
+            ledger.static_split = split;
+        }
+        self.store.create(&spec, &ledger).await?;
+        Ok(self.store.read(spec.product_id).await?.view())
+    }
+
+    /// Re-reads and applies `change` to the ledger (and spec) until the CAS succeeds; returns
+    /// the product afterwards.
+    async fn update<F>(&self, id: i64, change: F) -> Result<ProductView, CoordError>
+    where
+        F: Fn(&LedgerSnapshot, &mut Ledger, &mut ProductSpec) -> Result<(), CoordError>,
+    {
+        let (this, change) = (self, &change);
+        LEDGER_WRITE
+            .run(move || async move {
+                let snap = this.store.read(id).await?;
+                let mut ledger = snap.ledger.clone();
+                let mut spec = snap.spec.clone();
+                change(&snap, &mut ledger, &mut spec)?;
+                let spec_changed = (spec != snap.spec).then_some(&spec);
+                let written = this
+                    .store
+                    .write(&snap, &ledger, spec_changed, &BTreeMap::new())
+                    .await?;
+                Ok(if written {
+                    Attempt::Done(())
+                } else {
+                    Attempt::Retry
+                })
+            })
+            .await?;
+        Ok(self.store.read(id).await?.view())
+    }
+
+    /// Static split: record it, switch the product to the static policy, and move towards it
+    /// at once (grants from the pool now; releases from regions above their share).
+    pub(crate) async fn set_split(
+        &self,
+        id: i64,
+        split: BTreeMap<String, i64>,
+    ) -> Result<(ProductView, Vec<Move>), CoordError> {
+        let known = self.known_regions().await?;
+        self.update(id, |snap, ledger, _| {
+            check_split(&split, snap.ledger.total, &known)?;
+            ledger.static_split.clone_from(&split);
+            ledger.policy = PolicyKind::Static;
+            Ok(())
+        })
+        .await?;
+        let moves = self.round(id).await?;
+        Ok((self.store.read(id).await?.view(), moves))
+    }
+
+    /// Changes the rebalance policy.
+    pub(crate) async fn set_policy(
+        &self,
+        id: i64,
+        policy: PolicyKind,
+    ) -> Result<ProductView, CoordError> {
+        self.update(id, |_, ledger, _| {
+            ledger.policy = policy;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds units to the pool (and the total).
+    pub(crate) async fn restock(&self, id: i64, units: i64) -> Result<ProductView, CoordError> {
+        if units <= 0 {
+            return Err(CoordError::Invalid(format!(
+                "restock units must be positive (got {units})"
+            )));
+        }
+        self.update(id, |_, ledger, spec| {
+            let total = ledger
+                .total
+                .checked_add(units)
+                .filter(|t| *t <= MAX_TOTAL)
+                .ok_or_else(|| CoordError::Invalid("total would exceed the maximum".into()))?;
+            ledger.total = total;
+            spec.total = total;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the sale now (regions refuse purchases from then on; nothing is moved any more).
+    pub(crate) async fn end(&self, id: i64) -> Result<ProductView, CoordError> {
+        self.update(id, |_, _, spec| {
+            let now = Utc::now();
+            if spec.end_time > now {
+                spec.end_time = now.max(spec.start_time + chrono::Duration::milliseconds(1));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Starts (or stops) draining a region.
+    pub(crate) async fn drain(&self, region: &str, on: bool) -> Result<(), CoordError> {
+        validate_region_name(region)?;
+        if !self.known_regions().await?.iter().any(|r| r == region) {
+            return Err(CoordError::Invalid(format!("unknown region {region:?}")));
+        }
+        self.store.set_drain(region, on).await
+    }
+}

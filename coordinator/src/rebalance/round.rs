@@ -1,0 +1,121 @@
+//! One rebalance round as pure functions: the ledger snapshot → the policy's input, and the
+//! policy's moves → the new ledger and release requests. The I/O around them lives in the
+//! parent module; these are unit-tested without etcd.
+
+use std::collections::BTreeMap;
+
+use quota_shared::model::{Ledger, Movable, ReleaseRequest};
+use quota_shared::policy::PolicyKind;
+use quota_shared::policy::{Move, RegionState};
+
+use crate::snapshot::LedgerSnapshot;
+
+/// The policy's view of every region. A region counts as alive only with a live heartbeat, a
+/// report, and no drain in progress: the coordinator never grants to, or counts on releases
+/// from, a region it cannot hear.
+pub(crate) fn region_states(snap: &LedgerSnapshot) -> Vec<RegionState> {
+    snap.regions()
+        .into_iter()
+        .map(|r| {
+            let g_total = snap.grant(&r);
+            let released = snap.published_release(&r);
+            let report = snap.reports.get(&r);
+            let alive = snap.alive.contains(&r) && report.is_some() && !snap.draining.contains(&r);
+            // Units granted but not yet applied will be sellable in milliseconds: count them.
+            let available = report
+                .map_or(0, |rep| rep.available + (g_total - rep.granted).max(0))
+                .max(0);
+            RegionState {
+                pending_release: snap
+                    .release_pending(&r)
+                    .map_or(0, |q| q.amount.min(available)),
+                alive,
+                holds: g_total - released,
+                available,
+                demand: report.map_or(0.0, |rep| rep.demand),
+                static_share: snap.ledger.static_split.get(&r).copied(),
+                name: r,
+            }
+        })
+        .collect()
+}
+
+/// What could still move to a region that sold out locally (see [`Movable`]): under the
+/// static policy nothing moves; otherwise the pool (with releases still in transit to it) and
+/// every live region's unsold units.
+pub(crate) fn movable(snap: &LedgerSnapshot, states: &[RegionState], at_ms: i64) -> Movable {
+    if snap.ledger.policy == PolicyKind::Static {
+        return Movable {
+            at_ms,
+            ..Movable::default()
+        };
+    }
+    // Units released but not yet published (`rel − R`) are on their way to the pool.
+    let in_transit: i64 = snap
+        .reports
+        .iter()
+        .map(|(r, rep)| (rep.released - snap.published_release(r)).max(0))
+        .sum();
+    Movable {
+        pool: snap.pool() + in_transit,
+        regions: states
+            .iter()
+            .filter(|s| s.alive)
+            .map(|s| (s.name.clone(), s.available))
+            .collect(),
+        at_ms,
+    }
+}
+
+/// Releases that drain the regions being drained: everything they have unsold, once any earlier
+/// request has been handled.
+pub(crate) fn drain_moves(snap: &LedgerSnapshot, states: &[RegionState]) -> Vec<Move> {
+    states
+        .iter()
+        .filter(|s| snap.draining.contains(&s.name) && snap.alive.contains(&s.name))
+        .filter(|s| snap.release_pending(&s.name).is_none() && s.available > 0)
+        .map(|s| Move::Release {
+            region: s.name.clone(),
+            units: s.available,
+        })
+        .collect()
+}
+
+/// Applies moves to the ledger read: grants raise `G` (never past the pool — checked again
+/// here, whatever the policy said), releases become new requests (only where no earlier request
+/// is still unhandled). Returns the new ledger, the requests to write, and the moves kept.
+pub(crate) fn apply_moves(
+    snap: &LedgerSnapshot,
+    moves: Vec<Move>,
+) -> (Ledger, BTreeMap<String, ReleaseRequest>, Vec<Move>) {
+    let mut ledger = snap.ledger.clone();
+    let mut pool = snap.pool();
+    let mut requests = BTreeMap::new();
+    let mut kept = Vec::new();
+    for m in moves {
+        match &m {
+            Move::Grant { region, units } => {
+                if *units <= 0 || *units > pool || !snap.alive.contains(region) {
+                    continue;
+                }
+                pool -= units;
+                *ledger.granted.entry(region.clone()).or_insert(0) += units;
+                kept.push(m);
+            }
+            Move::Release { region, units } => {
+                if *units <= 0 || snap.release_pending(region).is_some() {
+                    continue;
+                }
+                requests.insert(
+                    region.clone(),
+                    ReleaseRequest {
+                        request_id: uuid::Uuid::now_v7().to_string(),
+                        amount: *units,
+                    },
+                );
+                kept.push(m);
+            }
+        }
+    }
+    (ledger, requests, kept)
+}

@@ -1,0 +1,84 @@
+//! The pure round, without etcd.
+
+use quota_shared::model::{ReleasePublished, ReleaseRequest};
+use quota_shared::policy::Move;
+
+use super::round::{apply_moves, drain_moves, region_states};
+use crate::snapshot::fixture::snapshot;
+
+#[test]
+fn dead_and_silent_regions_are_not_alive() {
+    let s = region_states(&snapshot());
+    let south = s.iter().find(|s| s.name == "south").unwrap();
+    assert!(!south.alive);
+    assert!(s.iter().find(|s| s.name == "east").unwrap().alive);
+}
+
+#[test]
+fn grants_never_exceed_the_pool_and_skip_dead_regions() {
+    let r = snapshot(); // pool = 20
+    let moves = vec![
+        Move::Grant {
+            region: "east".into(),
+            units: 15,
+        },
+        Move::Grant {
+            region: "north".into(),
+            units: 15,
+        },
+        Move::Grant {
+            region: "south".into(),
+            units: 1,
+        },
+    ];
+    let (ledger, _, kept) = apply_moves(&r, moves);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(ledger.granted["east"], 65);
+    assert_eq!(ledger.granted["north"], 50);
+    assert!(!ledger.granted.contains_key("south"));
+}
+
+#[test]
+fn one_outstanding_release_per_region() {
+    let mut r = snapshot();
+    r.requests.insert(
+        "east".into(),
+        ReleaseRequest {
+            request_id: "a".into(),
+            amount: 5,
+        },
+    );
+    let m = vec![Move::Release {
+        region: "east".into(),
+        units: 3,
+    }];
+    assert!(
+        apply_moves(&r, m.clone()).2.is_empty(),
+        "a is still pending"
+    );
+    r.published.insert(
+        "east".into(),
+        ReleasePublished {
+            released: 5,
+            last_request: Some("a".into()),
+        },
+    );
+    let (_, reqs, kept) = apply_moves(&r, m);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(reqs["east"].amount, 3);
+}
+
+#[test]
+fn drain_releases_everything_unsold() {
+    let mut r = snapshot();
+    r.draining.insert("north".into());
+    let s = region_states(&r);
+    assert!(!s.iter().find(|s| s.name == "north").unwrap().alive);
+    assert_eq!(
+        drain_moves(&r, &s),
+        vec![Move::Release {
+            region: "north".into(),
+            units: 40
+        }]
+    );
+}

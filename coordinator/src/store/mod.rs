@@ -1,0 +1,227 @@
+//! The ledger in etcd: reads, and fenced compare-and-swap writes.
+//!
+//! Every write is one etcd transaction with two guards:
+//!
+//! * **CAS** — the ledger's `mod_revision` is still the one read (creation: the spec key does
+//!   not exist yet), so concurrent writers never lose each other's updates;
+//! * **fence** — this instance's election key still exists with the revision it won with, so a
+//!   deposed or paused leader (its lease expired, another instance leads) can never write.
+//!
+//! Because `R` (region releases) only grows, a pool computed from a stale `R` only looks
+//! smaller: a write based on old data can never create a unit.
+//!
+//! Reads that parse etcd keys live in [`read`](self::read); the gRPC answers treated as normal
+//! (no leader yet, request timeout) in [`grpc`](self::grpc).
+
+mod grpc;
+mod read;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use quota_shared::keys;
+use quota_shared::model::{Ledger, Movable, ProductSpec, ReleaseRequest};
+
+use crate::error::CoordError;
+use crate::snapshot::LedgerSnapshot;
+
+pub(crate) use grpc::is_request_timeout;
+
+/// What a leader announces in the election: who it is and where its admin API listens, so a
+/// standby can forward writes to it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LeaderValue {
+    /// Instance id.
+    pub id: String,
+    /// Admin API base URL (writes are forwarded there).
+    pub url: String,
+}
+
+/// This instance's proof of leadership: the election key and the revision it was created at.
+/// Every write compares it, so a deposed leader's writes fail in etcd itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The election key (`{election}/{lease id}`).
+    pub key: Vec<u8>,
+    /// Its create revision.
+    pub rev: i64,
+}
+
+/// The coordinator's handle on etcd: the only code that reads or writes the ledger.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    fence: Arc<RwLock<Option<Fence>>>,
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("ledger documents serialise")
+}
+
+impl Store {
+    /// Connects to etcd.
+    pub async fn connect(endpoints: &[String]) -> Result<Store, CoordError> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(3));
+        Ok(Store {
+            client: Client::connect(endpoints, Some(opts)).await?,
+            fence: Arc::new(RwLock::new(None)),
+        })
+    }
+
+    /// A clone of the etcd client (for the election).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Installs (on winning the election) or clears (on losing it) this instance's fence.
+    pub fn set_fence(&self, fence: Option<Fence>) {
+        *self.fence.write().expect("fence lock poisoned") = fence;
+    }
+
+    /// Whether this instance currently leads.
+    pub fn is_leader(&self) -> bool {
+        self.fence.read().expect("fence lock poisoned").is_some()
+    }
+
+    /// The leader's election value, if any instance leads.
+    async fn leader_value(&self) -> Result<Option<LeaderValue>, CoordError> {
+        let mut c = self.client.clone();
+        match c.leader(keys::election()).await {
+            Ok(resp) => Ok(resp
+                .kv()
+                .and_then(|kv| serde_json::from_slice(kv.value()).ok())),
+            Err(e) if grpc::is_no_leader(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The leader's admin URL, if any instance leads.
+    pub(crate) async fn leader_url(&self) -> Result<Option<String>, CoordError> {
+        Ok(self.leader_value().await?.map(|v| v.url))
+    }
+
+    /// The leader's id, if any instance leads.
+    pub(crate) async fn leader_id(&self) -> Result<Option<String>, CoordError> {
+        Ok(self.leader_value().await?.map(|v| v.id))
+    }
+
+    /// Whether etcd answers.
+    pub(crate) async fn ping(&self) -> Result<(), CoordError> {
+        let mut c = self.client.clone();
+        c.get(keys::ROOT, Some(GetOptions::new().with_count_only()))
+            .await?;
+        Ok(())
+    }
+
+    /// Runs a write transaction guarded by `cmps` plus the fence. `Ok(false)` when the CAS
+    /// lost (re-read and retry); `Err(NotLeader)` when the fence failed.
+    async fn fenced_txn(
+        &self,
+        mut cmps: Vec<Compare>,
+        ops: Vec<TxnOp>,
+    ) -> Result<bool, CoordError> {
+        let fence = self
+            .fence
+            .read()
+            .expect("fence lock poisoned")
+            .clone()
+            .ok_or(CoordError::NotLeader)?;
+        cmps.push(Compare::create_revision(
+            fence.key.clone(),
+            CompareOp::Equal,
+            fence.rev,
+        ));
+        let mut c = self.client.clone();
+        if c.txn(Txn::new().when(cmps).and_then(ops))
+            .await?
+            .succeeded()
+        {
+            return Ok(true);
+        }
+        // Which guard failed? If our election key is gone or was re-created, we are deposed.
+        let resp = c.get(fence.key.clone(), None).await?;
+        match resp.kvs().first() {
+            Some(kv) if kv.create_revision() == fence.rev => Ok(false),
+            _ => {
+                tracing::warn!("fenced write rejected: this instance no longer leads");
+                self.set_fence(None);
+                Err(CoordError::NotLeader)
+            }
+        }
+    }
+
+    /// Creates a product with its ledger (and initial grants), atomically.
+    pub async fn create(&self, spec: &ProductSpec, ledger: &Ledger) -> Result<(), CoordError> {
+        let p = spec.product_id;
+        let mut ops = vec![
+            TxnOp::put(keys::product_spec(p), to_json(spec), None),
+            TxnOp::put(keys::product_ledger(p), to_json(ledger), None),
+        ];
+        for (r, g) in &ledger.granted {
+            ops.push(TxnOp::put(keys::grant(r, p), g.to_string(), None));
+        }
+        let cmp = Compare::create_revision(keys::product_spec(p), CompareOp::Equal, 0);
+        if !self.fenced_txn(vec![cmp], ops).await? {
+            return Err(CoordError::Conflict(format!("product {p} already exists")));
+        }
+        tracing::info!(product_id = p, total = spec.total, "product created");
+        Ok(())
+    }
+
+    /// Writes a new ledger (and spec, if changed), the grants `G` that grew, and new release
+    /// requests, iff the ledger is unchanged since `snap` (`Ok(false)` otherwise). Grants
+    /// never shrink: a lower `G` is a bug and is refused.
+    pub async fn write(
+        &self,
+        snap: &LedgerSnapshot,
+        ledger: &Ledger,
+        spec: Option<&ProductSpec>,
+        requests: &BTreeMap<String, ReleaseRequest>,
+    ) -> Result<bool, CoordError> {
+        let p = snap.spec.product_id;
+        let mut ops = Vec::new();
+        for (r, g) in &ledger.granted {
+            let old = snap.grant(r);
+            if *g < old {
+                return Err(CoordError::Internal(format!(
+                    "refusing to lower {r}'s grant from {old} to {g}"
+                )));
+            }
+            if *g != old {
+                ops.push(TxnOp::put(keys::grant(r, p), g.to_string(), None));
+            }
+        }
+        for (r, req) in requests {
+            ops.push(TxnOp::put(keys::release_request(r, p), to_json(req), None));
+        }
+        if let Some(spec) = spec {
+            ops.push(TxnOp::put(keys::product_spec(p), to_json(spec), None));
+        }
+        ops.push(TxnOp::put(keys::product_ledger(p), to_json(ledger), None));
+        let cmp = Compare::mod_revision(keys::product_ledger(p), CompareOp::Equal, snap.revision);
+        self.fenced_txn(vec![cmp], ops).await
+    }
+
+    /// Publishes what could still move to each region (fenced; no CAS: last writer wins and
+    /// only the leader writes).
+    pub(crate) async fn put_movable(&self, product_id: i64, m: &Movable) -> Result<(), CoordError> {
+        let put = TxnOp::put(keys::product_movable(product_id), to_json(m), None);
+        self.fenced_txn(vec![], vec![put]).await?;
+        Ok(())
+    }
+
+    /// Marks (or unmarks) a region as draining.
+    pub(crate) async fn set_drain(&self, region: &str, on: bool) -> Result<(), CoordError> {
+        let op = if on {
+            TxnOp::put(keys::drain(region), "1", None)
+        } else {
+            TxnOp::delete(keys::drain(region), None)
+        };
+        self.fenced_txn(vec![], vec![op]).await?;
+        Ok(())
+    }
+}

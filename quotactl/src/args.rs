@@ -1,0 +1,220 @@
+//! The command line: global connection flags and one subcommand per admin operation.
+//! (The clap types carry no doc comments of their own beyond the help texts: clap would show
+//! them.)
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use quota_shared::policy::PolicyKind;
+use rust_decimal::Decimal;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quotactl",
+    version,
+    allow_negative_numbers = true,
+    about = "Operate flash sales: products, quotas, regions, audits"
+)]
+pub(crate) struct Cli {
+    /// Coordinator admin API base URL (any instance).
+    #[arg(long, env = "COORDINATOR_URL", global = true)]
+    pub(crate) url: Option<String>,
+    /// Admin bearer token.
+    #[arg(long, env = "ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Env file to read COORDINATOR_URL / ADMIN_TOKEN from when not set.
+    #[arg(long, global = true, default_value = "target/cluster/cluster.env")]
+    pub(crate) cluster_env: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// Create, list, show, restock and end products.
+    #[command(subcommand)]
+    Product(ProductCmd),
+    /// Static splits and rebalance policies.
+    #[command(subcommand)]
+    Quota(QuotaCmd),
+    /// Run one rebalance round now and show the moves.
+    Rebalance {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+    },
+    /// Regions: list, drain.
+    #[command(subcommand)]
+    Region(RegionCmd),
+    /// Leader, and per product and region: granted, applied, released, sold, available,
+    /// in transit, demand, alive; pool and total.
+    Status {
+        /// Only this product.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: Option<i64>,
+    },
+    /// Conservation audit: total = pool + Σ(sold + available + in transit), every term ≥ 0,
+    /// sold = order units, no user over the limit across regions, Redis drift. Exit 0 when it
+    /// holds, 1 when it does not, 2 when a region could not be read.
+    Audit {
+        /// Only this product.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProductCmd {
+    /// Create a sale, e.g. `product create 1001 --name phone --total 1000 --price 99.00
+    /// --split east=300,south=400,north=300`.
+    Create {
+        /// Product id (positive integer).
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+        /// Name shown to buyers.
+        #[arg(long)]
+        name: String,
+        /// Units on sale across all regions.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+        total: i64,
+        /// Sale price, e.g. 99.00.
+        #[arg(long, allow_negative_numbers = true)]
+        price: Decimal,
+        /// List price (default: the sale price).
+        #[arg(long, allow_negative_numbers = true)]
+        original_price: Option<Decimal>,
+        /// Start, RFC 3339 (default: now).
+        #[arg(long)]
+        start: Option<DateTime<Utc>>,
+        /// End, RFC 3339 (default: start + 1 hour).
+        #[arg(long)]
+        end: Option<DateTime<Utc>>,
+        /// Units one user may buy (default 1).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        per_user_limit: Option<i32>,
+        /// Initial units per region, e.g. east=300,south=400 (the rest stays in the pool).
+        #[arg(long, value_parser = parse_split)]
+        split: Option<BTreeMap<String, i64>>,
+        /// Rebalance policy: demand (default), static or even.
+        #[arg(long)]
+        policy: Option<PolicyKind>,
+    },
+    /// List every product.
+    List,
+    /// Show one product's ledger.
+    Show {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+    },
+    /// Add units to the pool (the total grows; it can never shrink below what is allocated).
+    Restock {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+        /// Units to add.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        units: i64,
+    },
+    /// End the sale now.
+    End {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QuotaCmd {
+    /// Static split: `quota set 1001 east=300,south=400,north=300` (switches to the static
+    /// policy; regions above their share release the difference).
+    Set {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+        /// REGION=UNITS pairs, comma-separated.
+        #[arg(value_parser = parse_split)]
+        split: BTreeMap<String, i64>,
+    },
+    /// Set the rebalance policy: demand | static | even.
+    Policy {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+        /// demand, static or even.
+        policy: PolicyKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegionCmd {
+    /// Every registered region, its liveness and the age of its last report.
+    List,
+    /// Move all of a region's unsold quota back to the pool (e.g. before maintenance);
+    /// `--stop` ends the drain.
+    Drain {
+        /// Region name.
+        region: String,
+        /// Stop draining instead.
+        #[arg(long)]
+        stop: bool,
+    },
+}
+
+/// Parses `east=300,south=400`.
+fn parse_split(s: &str) -> Result<BTreeMap<String, i64>, String> {
+    let mut out = BTreeMap::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (r, n) = item
+            .split_once('=')
+            .ok_or_else(|| format!("'{item}' is not REGION=UNITS"))?;
+        let n: i64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{item}': units must be an integer"))?;
+        if n < 0 {
+            return Err(format!("'{item}': units must not be negative"));
+        }
+        if out.insert(r.trim().to_string(), n).is_some() {
+            return Err(format!("region '{}' named twice", r.trim()));
+        }
+    }
+    if out.is_empty() {
+        return Err("split must name at least one region".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn splits_parse_and_bad_ones_are_explained() {
+        let s = parse_split("east=300, south=400,").unwrap();
+        assert_eq!(s["east"], 300);
+        assert_eq!(s["south"], 400);
+        assert_eq!(
+            parse_split("east").unwrap_err(),
+            "'east' is not REGION=UNITS"
+        );
+        assert_eq!(
+            parse_split("east=1,east=2").unwrap_err(),
+            "region 'east' named twice"
+        );
+        assert!(parse_split("east=-1").is_err());
+        assert!(parse_split("").is_err());
+    }
+}

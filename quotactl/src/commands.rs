@@ -1,0 +1,110 @@
+//! Runs one parsed command against the admin API and prints the answer; the exit code says
+//! how it went.
+
+use std::process::ExitCode;
+
+use quota_shared::wire::{CreateProduct, Drain, Restock, SetPolicy, SetSplit};
+use quotactl::{AdminClient, ClientError};
+
+use crate::args::{Cli, Cmd, ProductCmd, QuotaCmd, RegionCmd};
+use crate::output::{emit, print_audit, print_product, print_regions, print_round, print_status};
+
+/// Runs `cli.command`: success, 1 when the audit fails, 2 when the audit could not read a
+/// region; a refused or failed request is the error.
+pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, ClientError> {
+    let json = cli.json;
+    match cli.command {
+        Cmd::Product(ProductCmd::Create {
+            id,
+            name,
+            total,
+            price,
+            original_price,
+            start,
+            end,
+            per_user_limit,
+            split,
+            policy,
+        }) => {
+            let req = CreateProduct {
+                product_id: id,
+                name,
+                total,
+                price,
+                original_price,
+                start_time: start,
+                end_time: end,
+                per_user_limit,
+                split,
+                policy,
+            };
+            emit(json, &client.create_product(&req).await?, print_product);
+        }
+        Cmd::Product(ProductCmd::List) => {
+            let ps = client.products().await?;
+            emit(json, &ps, |ps| {
+                println!(
+                    "{:<10} {:<24} {:>10} {:>10} {:>8}",
+                    "ID", "NAME", "TOTAL", "POOL", "POLICY"
+                );
+                for p in ps {
+                    println!(
+                        "{:<10} {:<24} {:>10} {:>10} {:>8}",
+                        p.spec.product_id,
+                        p.spec.name,
+                        p.total,
+                        p.pool,
+                        p.policy.to_string()
+                    );
+                }
+            });
+        }
+        Cmd::Product(ProductCmd::Show { id }) => {
+            emit(json, &client.product(id).await?, print_product);
+        }
+        Cmd::Product(ProductCmd::Restock { id, units }) => emit(
+            json,
+            &client.restock(id, &Restock { units }).await?,
+            print_product,
+        ),
+        Cmd::Product(ProductCmd::End { id }) => emit(json, &client.end(id).await?, print_product),
+        Cmd::Quota(QuotaCmd::Set { id, split }) => emit(
+            json,
+            &client.set_split(id, &SetSplit { split }).await?,
+            print_round,
+        ),
+        Cmd::Quota(QuotaCmd::Policy { id, policy }) => emit(
+            json,
+            &client.set_policy(id, &SetPolicy { policy }).await?,
+            print_product,
+        ),
+        Cmd::Rebalance { id } => emit(json, &client.rebalance(id).await?, print_round),
+        Cmd::Region(RegionCmd::List) => emit(json, &client.regions().await?, |r| print_regions(r)),
+        Cmd::Region(RegionCmd::Drain { region, stop }) => {
+            let v = client.drain(&region, &Drain { on: !stop }).await?;
+            emit(json, &v, |_| {
+                println!(
+                    "region {region}: {}",
+                    if stop {
+                        "drain stopped"
+                    } else {
+                        "draining (its unsold quota returns to the pool)"
+                    }
+                );
+            });
+        }
+        Cmd::Status { id } => emit(json, &client.status(id).await?, print_status),
+        Cmd::Audit { id } => {
+            let a = client.audit(id).await?;
+            emit(json, &a, print_audit);
+            return Ok(if a.ok {
+                ExitCode::SUCCESS
+            } else if !a.unreadable.is_empty() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

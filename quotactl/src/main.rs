@@ -1,0 +1,54 @@
+//! `quotactl`: the operator CLI, a thin client of the coordinator's admin API.
+//!
+//! Where to connect comes from `--url`/`--token`, else `COORDINATOR_URL`/`ADMIN_TOKEN`, else
+//! the local cluster's `target/cluster/cluster.env` (written by `deploy/local/cluster.sh up`).
+//! Any coordinator instance answers; writes reach the leader. Output is a human table, or JSON
+//! with `--json`. Exit status: 0 success; 1 the coordinator refused, could not be reached, or
+//! (audit) the books do not balance; 2 bad command line or (audit) a region could not be read.
+//!
+//! Modules: `args` (the command line), `commands` (one admin call per command), `output`
+//! (tables and `--json`).
+
+mod args;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use quotactl::AdminClient;
+
+use crate::args::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Fill COORDINATOR_URL / ADMIN_TOKEN from the cluster env file when not given.
+    let from_file = quota_shared::config::read_env_file(&cli.cluster_env).unwrap_or_default();
+    let url = cli
+        .url
+        .clone()
+        .or_else(|| from_file.get("COORDINATOR_URL").cloned());
+    let token = cli
+        .token
+        .clone()
+        .or_else(|| from_file.get("ADMIN_TOKEN").cloned());
+    let (Some(url), Some(token)) = (url, token) else {
+        eprintln!(
+            "quotactl: no coordinator configured: pass --url and --token, set COORDINATOR_URL and \
+             ADMIN_TOKEN, or start a local cluster (deploy/local/cluster.sh up) which writes {}",
+            cli.cluster_env.display()
+        );
+        return ExitCode::from(2);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match rt.block_on(commands::run(cli, AdminClient::new(&url, &token))) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("quotactl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
