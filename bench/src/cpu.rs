@@ -22,7 +22,7 @@ fn stat(pid: u32) -> Option<(u32, f64)> {
 }
 
 /// CPU seconds used so far by `root` and every descendant alive now.
-pub fn tree_seconds(root: u32) -> f64 {
+pub(crate) fn tree_seconds(root: u32) -> f64 {
     let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     let mut own: BTreeMap<u32, f64> = BTreeMap::new();
     if let Ok(dir) = fs::read_dir("/proc") {
@@ -47,19 +47,19 @@ pub fn tree_seconds(root: u32) -> f64 {
 }
 
 /// CPU seconds of this process (the load generator runs in it).
-pub fn self_seconds() -> f64 {
-    stat(std::process::id()).map(|s| s.1).unwrap_or(0.0)
+pub(crate) fn self_seconds() -> f64 {
+    stat(std::process::id()).map_or(0.0, |s| s.1)
 }
 
 /// Snapshot of named process trees.
-pub struct Meter {
+pub(crate) struct Meter {
     start: Vec<(String, u32, f64)>,
     self_start: f64,
 }
 
 impl Meter {
     /// Starts measuring `procs` (name, pid).
-    pub fn start(procs: &[(String, u32)]) -> Meter {
+    pub(crate) fn start(procs: &[(String, u32)]) -> Meter {
         Meter {
             start: procs
                 .iter()
@@ -70,7 +70,7 @@ impl Meter {
     }
 
     /// Cores used per process over `wall` seconds (1.0 = one core busy), plus "loadgen".
-    pub fn stop(&self, wall: f64) -> BTreeMap<String, f64> {
+    pub(crate) fn stop(&self, wall: f64) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
         for (n, p, s) in &self.start {
             out.insert(n.clone(), round2((tree_seconds(*p) - s) / wall));

@@ -77,7 +77,7 @@ fn saturating(cfg: &mut quota_loadgen::Config, quick: bool) {
 
 /// `strategies`: v1–v4 and isolation levels on one region, plus the rejection path against a
 /// bare axum endpoint.
-pub async fn strategies(quick: bool) -> anyhow::Result<Value> {
+pub(crate) async fn strategies(quick: bool) -> anyhow::Result<Value> {
     let variants: &[(&str, &str, &str)] = &[
         ("v1-pessimistic", "v1", "read-committed"),
         ("v2-optimistic", "v2", "read-committed"),
@@ -92,11 +92,13 @@ pub async fn strategies(quick: bool) -> anyhow::Result<Value> {
     let stock = if quick { 100 } else { 2000 };
     let mut rows = Vec::new();
     for (i, (name, strategy, isolation)) in variants.iter().enumerate() {
-        let mut args = vec!["--strategy", strategy, "--isolation", isolation];
-        args.extend(NO_LIMITS);
-        let c = Cluster::start_with(&["east"], &args).await;
+        let c = Cluster::builder(&["east"])
+            .node_args(&["--strategy", strategy, "--isolation", isolation])
+            .node_args(&NO_LIMITS)
+            .start()
+            .await;
         let product = 1000 + i as i64;
-        sale::create(&c, product, stock, &format!("east={stock}"), "static").await?;
+        sale::create(&c, product, stock, &format!("east={stock}"), "static").await;
         let mut cfg = sale::config(&c, product, None);
         saturating(&mut cfg, quick);
         let meter = Meter::start(&region_procs(&c));
@@ -119,10 +121,12 @@ pub async fn strategies(quick: bool) -> anyhow::Result<Value> {
 
     // The rejection path: a sold-out product on the real node vs a bare axum endpoint.
     let (bare_url, _server) = bare_endpoint().await?;
-    let mut args = vec!["--strategy", "v3"];
-    args.extend(NO_LIMITS);
-    let c = Cluster::start_with(&["east"], &args).await;
-    sale::create(&c, 2000, 1, "east=1", "static").await?;
+    let c = Cluster::builder(&["east"])
+        .node_args(&["--strategy", "v3"])
+        .node_args(&NO_LIMITS)
+        .start()
+        .await;
+    sale::create(&c, 2000, 1, "east=1", "static").await;
     let _ = reqwest::Client::new()
         .post(format!(
             "{}/v1/products/2000/purchase",
@@ -248,15 +252,19 @@ fn design_row(name: &str, r: &Report) -> Value {
 }
 
 /// `regions`: escrow + demand rebalancing vs a static split vs one central counter.
-pub async fn regions(quick: bool) -> anyhow::Result<Value> {
+pub(crate) async fn regions(quick: bool) -> anyhow::Result<Value> {
     let total: i64 = if quick { 300 } else { 3000 };
     let share = total / 3;
     let split = format!("east={share},south={share},north={}", total - 2 * share);
     let latency: Vec<(&str, u64)> = REGIONS.iter().copied().zip(DISTANCE_MS).collect();
     let mut rows = Vec::new();
     for (name, policy) in [("escrow", "demand"), ("static", "static")] {
-        let c = Cluster::start_with_latency(&REGIONS, &NO_LIMITS, 1, &[], &latency).await;
-        sale::create(&c, 1, total, &split, policy).await?;
+        let c = Cluster::builder(&REGIONS)
+            .node_args(&NO_LIMITS)
+            .etcd_latency(&latency)
+            .start()
+            .await;
+        sale::create(&c, 1, total, &split, policy).await;
         let mut cfg = sale::config(&c, 1, None);
         regions_workload(&mut cfg, quick);
         let r = sale::play(cfg).await?;
@@ -264,8 +272,11 @@ pub async fn regions(quick: bool) -> anyhow::Result<Value> {
         rows.push(design_row(name, &r));
     }
     // Central: one counter; each region's buyers reach it across their distance.
-    let c = Cluster::start_with(&["central"], &NO_LIMITS).await;
-    sale::create(&c, 1, total, &format!("central={total}"), "static").await?;
+    let c = Cluster::builder(&["central"])
+        .node_args(&NO_LIMITS)
+        .start()
+        .await;
+    sale::create(&c, 1, total, &format!("central={total}"), "static").await;
     let node = c
         .region("central")
         .node
@@ -321,8 +332,7 @@ pub async fn regions(quick: bool) -> anyhow::Result<Value> {
         let p = |reg: &str| {
             r["p99_ms"][reg]
                 .as_f64()
-                .map(|v| format!("{v:.1}"))
-                .unwrap_or("-".into())
+                .map_or("-".into(), |v| format!("{v:.1}"))
         };
         println!(
             "{:<8} {:>8} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
@@ -330,9 +340,8 @@ pub async fn regions(quick: bool) -> anyhow::Result<Value> {
             r["stranded"],
             r["false_sold_out_pct"]
                 .as_f64()
-                .map(|v| format!("{v:.2}"))
-                .unwrap_or("-".into()),
-            s.map(|v| format!("{v:.2}")).unwrap_or("-".into()),
+                .map_or("-".into(), |v| format!("{v:.2}")),
+            s.map_or("-".into(), |v| format!("{v:.2}")),
             ratio,
             p("east"),
             p("south"),
@@ -345,7 +354,7 @@ pub async fn regions(quick: bool) -> anyhow::Result<Value> {
 
 /// `scale`: one region (v3 and v4), offered load doubling each step; per step the CPU of each
 /// process shows where the bottleneck is.
-pub async fn scale(quick: bool) -> anyhow::Result<Value> {
+pub(crate) async fn scale(quick: bool) -> anyhow::Result<Value> {
     let rates: &[f64] = if quick {
         &[200.0, 400.0]
     } else {
@@ -353,12 +362,14 @@ pub async fn scale(quick: bool) -> anyhow::Result<Value> {
     };
     let mut rows = Vec::new();
     for strategy in ["v3", "v4"] {
-        let mut args = vec!["--strategy", strategy];
-        args.extend(NO_LIMITS);
-        let c = Cluster::start_with(&["east"], &args).await;
+        let c = Cluster::builder(&["east"])
+            .node_args(&["--strategy", strategy])
+            .node_args(&NO_LIMITS)
+            .start()
+            .await;
         for (i, rate) in rates.iter().enumerate() {
             let product = 100 + i as i64;
-            sale::create(&c, product, 1000, "east=1000", "static").await?;
+            sale::create(&c, product, 1000, "east=1000", "static").await;
             let mut cfg = sale::config(&c, product, None);
             cfg.rate = *rate;
             cfg.spike_rate = *rate;

@@ -2,20 +2,17 @@
 //! so they never rot. The numbers are printed, never asserted on (no timing thresholds); what
 //! is asserted is that they ran against real servers and the safety checks held.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
-use quota_tests::{bin_path, Cluster};
+use quota_tests::{bin_path, Cluster, Sale};
 use serde_json::Value;
 
 /// `quota-loadgen` against a real 2-region cluster: the sale sells out, nothing oversold or
 /// lost, the coordinator's audit passes, and the JSON and SVG outputs are written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_plays_a_sale() {
-    let c = Cluster::start(&["east", "south"]).await;
-    create_sale(&c, 1001, 60, "east=30,south=30").await;
+    let c = Cluster::builder(&["east", "south"]).start().await;
+    Sale::new(1001, 60, "east=30,south=30").create(&c).await;
     let dir = c.dir.path();
     let json = dir.join("report.json");
     let svg = dir.join("chart.svg");

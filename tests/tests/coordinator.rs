@@ -1,15 +1,15 @@
 //! Issue 3: the coordinator — ledger, election, rebalancing, releases, audits — against real
 //! etcd, Redis and Postgres.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
-use quota_tests::Cluster;
+use quota_tests::{
+    assert_safe, audit_ok, buy, buy_all, by_status, http, quotactl_json, total_sold, truth,
+    wait_for, Cluster, Outcome, Sale,
+};
 use serde_json::Value;
 
 const P: i64 = 1001;
@@ -69,8 +69,10 @@ async fn sale(
 /// region sold more than its initial share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn demand_rebalancing_sells_out_completely() {
-    let c = Cluster::start(&REGIONS).await;
-    create_sale(&c, P, 1000, "east=334,south=333,north=333").await;
+    let c = Cluster::builder(&REGIONS).start().await;
+    Sale::new(P, 1000, "east=334,south=333,north=333")
+        .create(&c)
+        .await;
     let users = Arc::new(AtomicI64::new(1));
     let started = Instant::now();
     let out = sale(
@@ -122,8 +124,11 @@ async fn demand_rebalancing_sells_out_completely() {
 /// books still balance exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_failover_mid_sale() {
-    let mut c = Cluster::start_full(&["east", "south"], &[], 2, &[]).await;
-    create_sale(&c, P, 400, "east=200,south=200").await;
+    let mut c = Cluster::builder(&["east", "south"])
+        .coordinators(2)
+        .start()
+        .await;
+    Sale::new(P, 400, "east=200,south=200").create(&c).await;
     let leader = quotactl_json(&c, &["status"])["leader"]
         .as_str()
         .unwrap()
@@ -166,8 +171,8 @@ async fn leader_failover_mid_sale() {
 /// books balance exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn region_crash_between_release_and_publish() {
-    let mut c = Cluster::start(&["east", "south"]).await;
-    create_sale(&c, P, 100, "east=60,south=40").await;
+    let mut c = Cluster::builder(&["east", "south"]).start().await;
+    Sale::new(P, 100, "east=60,south=40").create(&c).await;
     // Restart east with the crash point armed.
     {
         let east = &mut c.region_mut("east").node;
@@ -235,8 +240,11 @@ async fn region_crash_between_release_and_publish() {
 /// resumed) cannot write — its fenced transactions fail — and the books stay exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paused_leader_is_fenced() {
-    let c = Cluster::start_full(&["east", "south"], &[], 2, &[]).await;
-    create_sale(&c, P, 200, "east=100,south=100").await;
+    let c = Cluster::builder(&["east", "south"])
+        .coordinators(2)
+        .start()
+        .await;
+    Sale::new(P, 200, "east=100,south=100").create(&c).await;
     let leader = quotactl_json(&c, &["status"])["leader"]
         .as_str()
         .unwrap()
@@ -293,7 +301,7 @@ async fn paused_leader_is_fenced() {
 /// the ledger is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fenced_write_is_rejected_by_etcd() {
-    use coordinator::store::{Fence, Store};
+    use coordinator::{Fence, Store};
     let dir = quota_tests::test_dir();
     let etcd = quota_tests::Etcd::start(dir.path()).await;
     let endpoints = vec![etcd.endpoint.clone()];
@@ -344,10 +352,7 @@ async fn fenced_write_is_rejected_by_etcd() {
         .write(&read, &bigger, None, &Default::default())
         .await
         .expect_err("a deposed leader must not write");
-    assert!(
-        matches!(err, coordinator::error::CoordError::NotLeader),
-        "{err}"
-    );
+    assert!(matches!(err, coordinator::CoordError::NotLeader), "{err}");
     assert!(!old.is_leader(), "it steps down");
     assert_eq!(
         new.read(7).await.unwrap().ledger,
@@ -364,8 +369,8 @@ async fn fenced_write_is_rejected_by_etcd() {
 /// A region cut off from etcd keeps selling its own quota, and rejoins cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn region_cut_off_from_etcd_keeps_selling() {
-    let mut c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 50, "east=50").await;
+    let mut c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 50, "east=50").create(&c).await;
     c.etcd.stop().await;
     let node = c.region("east").node.url.clone();
     // Buyers retry a transient 503 (e.g. an overloaded test machine); every unit must sell.
@@ -408,8 +413,11 @@ async fn region_cut_off_from_etcd_keeps_selling() {
 /// answered 421 naming it, and the audit finds no user over the limit across regions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_region_enforces_the_global_per_user_limit() {
-    let c = Cluster::start_with(&["east", "south"], &["--home-regions", "east,south"]).await;
-    create_sale(&c, P, 100, "east=50,south=50").await;
+    let c = Cluster::builder(&["east", "south"])
+        .node_args(&["--home-regions", "east,south"])
+        .start()
+        .await;
+    Sale::new(P, 100, "east=50,south=50").create(&c).await;
     let regions = vec!["east".to_string(), "south".to_string()];
     let client = http();
     for user in 1..=20i64 {
@@ -441,8 +449,8 @@ async fn home_region_enforces_the_global_per_user_limit() {
 /// quotactl bad input: clear message, non-zero exit, nothing changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotactl_bad_input_changes_nothing() {
-    let c = Cluster::start(&["east", "south"]).await;
-    create_sale(&c, P, 100, "east=50,south=50").await;
+    let c = Cluster::builder(&["east", "south"]).start().await;
+    Sale::new(P, 100, "east=50,south=50").create(&c).await;
     let before = quotactl_json(&c, &["product", "list"]);
     let cases: &[(&[&str], i32, &str)] = &[
         (&["product", "show", "999"], 1, "unknown product"),

@@ -1,11 +1,13 @@
-//! Issue 2: the region node against real etcd, Redis and Postgres.
-
-mod common;
+//! Issue 2: the region node against real etcd, Redis and Postgres — the purchase path, grants,
+//! bad input, the read endpoints and every purchase strategy. Faults mid-sale live in
+//! `region_node_faults.rs`.
 
 use std::time::Duration;
 
-use common::*;
-use quota_tests::Cluster;
+use quota_tests::{
+    assert_safe, buy, buy_all, by_status, drain, http, redis_stock, truth, wait_for, Cluster, Sale,
+    Truth,
+};
 use serde_json::Value;
 
 const P: i64 = 1001;
@@ -15,8 +17,8 @@ const P: i64 = 1001;
 /// count, Redis stock 0, no user with two orders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flash_sale_sells_exactly_the_stock() {
-    let c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 100, "east=100").await;
+    let c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 100, "east=100").create(&c).await;
     let users: Vec<i64> = (1..=1000).flat_map(|u| [u, u]).collect();
     let out = buy_all(&c.region("east").node.url, P, users, 2000).await;
 
@@ -44,124 +46,12 @@ async fn flash_sale_sells_exactly_the_stock() {
     assert_eq!(winners.len(), 100);
 }
 
-/// Redis FLUSHALL in the middle of a sale: answers stay 201/409/410/503, never an oversell, the
-/// node rebuilds Redis from Postgres, and the rest of the stock still sells — exactly all of it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_flush_mid_sale_never_oversells() {
-    let c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 1000, "east=1000").await;
-    let node = c.region("east").node.url.clone();
-    let pg = c.pg_client("east").await;
-    let first = tokio::spawn({
-        let node = node.clone();
-        async move { buy_all(&node, P, (1..=3000).collect(), 100).await }
-    });
-    // Flush once the sale is under way but far from sold out.
-    wait_for("the sale to start selling", || async {
-        truth(&pg, P).await.sold >= 50
-    })
-    .await;
-    let mut r = c.redis_conn("east").await;
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut r).await.unwrap();
-    let flushed_at = std::time::Instant::now();
-    let sold_at_flush = truth(&pg, P).await.sold;
-    // Rebuilt from Postgres (the reconciler runs every 100 ms).
-    wait_for("Redis state rebuilt", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await.is_some() }
-    })
-    .await;
-    eprintln!(
-        "FLUSHALL with {sold_at_flush} sold; Redis rebuilt after {:?}",
-        flushed_at.elapsed()
-    );
-    assert!(sold_at_flush < 1000, "the flush must land mid-sale");
-    let mut out = first.await.unwrap();
-    eprintln!("answers around the FLUSHALL: {:?}", by_status(&out));
-    for o in &out {
-        assert!(
-            matches!(o.status, 201 | 409 | 410 | 503),
-            "unexpected {o:?}"
-        );
-    }
-    out.extend(drain(&node, &pg, P, 100_000).await);
-    let t = truth(&pg, P).await;
-    eprintln!(
-        "after flush + drain: {:?} sold {} orders {}",
-        by_status(&out),
-        t.sold,
-        t.orders
-    );
-    assert_safe(&t, &out);
-    assert_eq!(t.sold, 1000, "every unit sells, none twice");
-    wait_for("Redis stock to match Postgres", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await == Some(0) }
-    })
-    .await;
-}
-
-/// Redis killed (-9) and restarted mid-sale: 503s while it is down, then a rebuild, and the
-/// sale completes with exactly the stock sold.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_restart_mid_sale() {
-    let mut c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 200, "east=200").await;
-    let node = c.region("east").node.url.clone();
-    let mut out = buy_all(&node, P, (1..=100).collect(), 50).await;
-    c.region_mut("east").redis.kill9();
-    let during = buy_all(&node, P, (101..=200).collect(), 50).await;
-    assert!(
-        during.iter().all(|o| o.status == 503),
-        "Redis down must mean 503: {:?}",
-        by_status(&during)
-    );
-    c.region_mut("east").redis.start_again().await;
-    out.extend(during);
-    let pg = c.pg_client("east").await;
-    out.extend(drain(&node, &pg, P, 100_000).await);
-    let t = truth(&pg, P).await;
-    assert_safe(&t, &out);
-    assert_eq!(t.sold, 200);
-}
-
-/// Postgres stopped mid-sale: purchases answer 503 (never 500, never a lost acknowledged order);
-/// after it returns, every unit is accounted for and the rest sells.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_outage_answers_503_and_loses_nothing() {
-    let mut c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 200, "east=200").await;
-    let node = c.region("east").node.url.clone();
-    let mut out = buy_all(&node, P, (1..=80).collect(), 40).await;
-    assert_eq!(by_status(&out).get(&201), Some(&80));
-    c.region_mut("east").pg.stop().await;
-    let during = buy_all(&node, P, (81..=160).collect(), 40).await;
-    for o in &during {
-        assert_eq!(o.status, 503, "Postgres down must mean 503: {o:?}");
-        assert_eq!(o.code.as_deref(), Some("unavailable"));
-    }
-    c.region_mut("east").pg.start_again().await;
-    out.extend(during);
-    let pg = c.pg_client("east").await;
-    out.extend(drain(&node, &pg, P, 100_000).await);
-    let t = truth(&pg, P).await;
-    assert_safe(&t, &out);
-    assert_eq!(t.sold, 200, "every unit accounted for and sold: {t:?}");
-    let mut r = c.redis_conn("east").await;
-    wait_for("Redis stock to match Postgres", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await == Some(0) }
-    })
-    .await;
-    let _ = &mut r;
-}
-
 /// Grants applied twice, out of order and after a restart all give the same `g`
 /// (`g := max(g, G)`), and Redis admits exactly `g − sold`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_are_idempotent_and_order_insensitive() {
-    let mut c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 100, "east=10").await;
+    let mut c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 100, "east=10").create(&c).await;
     // From here the test plays the coordinator (the only writer of grants), writing them
     // straight into etcd — re-delivered, late, out of order — so the real one must be stopped.
     c.coordinators[0].kill9();
@@ -197,8 +87,8 @@ async fn grants_are_idempotent_and_order_insensitive() {
 /// Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_changes_nothing() {
-    let c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 10, "east=10").await;
+    let c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 10, "east=10").create(&c).await;
     // A product whose sale has not started yet.
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let out = c.quotactl(&[
@@ -217,12 +107,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(first.status, 201);
     wait_for("product 2002 known", || {
         let u = format!("{node}/v1/products/2002");
-        async move {
-            reqwest::get(u)
-                .await
-                .map(|r| r.status() == 200)
-                .unwrap_or(false)
-        }
+        async move { reqwest::get(u).await.is_ok_and(|r| r.status() == 200) }
     })
     .await;
 
@@ -230,7 +115,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let p = format!("/v1/products/{P}/purchase");
     let cases: Vec<(&str, String, String, u16, &str)> = vec![
         ("POST", p.clone(), "{".into(), 400, "invalid_request"),
-        ("POST", p.clone(), "".into(), 400, "invalid_request"),
+        ("POST", p.clone(), String::new(), 400, "invalid_request"),
         ("POST", p.clone(), "[1]".into(), 400, "invalid_request"),
         ("POST", p.clone(), "{}".into(), 400, "invalid_request"),
         (
@@ -325,36 +210,36 @@ async fn bad_input_is_refused_and_changes_nothing() {
             409,
             "already_purchased",
         ),
-        ("GET", p.clone(), "".into(), 405, "method_not_allowed"),
+        ("GET", p.clone(), String::new(), 405, "method_not_allowed"),
         (
             "GET",
             "/v1/products/424242".into(),
-            "".into(),
+            String::new(),
             404,
             "unknown_product",
         ),
         (
             "GET",
             "/v1/orders/not-a-uuid".into(),
-            "".into(),
+            String::new(),
             400,
             "invalid_request",
         ),
         (
             "GET",
             format!("/v1/orders/{}", uuid::Uuid::new_v4()),
-            "".into(),
+            String::new(),
             404,
             "unknown_order",
         ),
         (
             "GET",
             "/v1/users/-1/orders".into(),
-            "".into(),
+            String::new(),
             400,
             "invalid_request",
         ),
-        ("GET", "/nope".into(), "".into(), 404, "not_found"),
+        ("GET", "/nope".into(), String::new(), 404, "not_found"),
     ];
     let pg = c.pg_client("east").await;
     let mut r = c.redis_conn("east").await;
@@ -416,8 +301,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
 /// The read endpoints, health, metrics and the OpenAPI document.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_endpoints_and_operability() {
-    let c = Cluster::start(&["east"]).await;
-    create_sale(&c, P, 10, "east=10").await;
+    let c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 10, "east=10").create(&c).await;
     let node = c.region("east").node.url.clone();
     let client = http();
     let o = buy(&client, &node, P, 5).await;
@@ -531,12 +416,11 @@ async fn snapshot(
 /// group commit) and isolation level sells exactly the stock, never a unit more, no buyer
 /// twice, every acknowledged order in Postgres.
 async fn strategy_sells_exactly(strategy: &str, isolation: &str) {
-    let c = Cluster::start_with(
-        &["east"],
-        &["--strategy", strategy, "--isolation", isolation],
-    )
-    .await;
-    create_sale(&c, P, 60, "east=60").await;
+    let c = Cluster::builder(&["east"])
+        .node_args(&["--strategy", strategy, "--isolation", isolation])
+        .start()
+        .await;
+    Sale::new(P, 60, "east=60").create(&c).await;
     let node = c.region("east").node.url.clone();
     let users: Vec<i64> = (1..=300).flat_map(|u| [u, u]).collect();
     let mut out = buy_all(&node, P, users, 600).await;
@@ -573,44 +457,4 @@ async fn strategy_v4_group_commit() {
 async fn strategy_v3_repeatable_read_and_v2_serializable() {
     strategy_sells_exactly("v3", "repeatable-read").await;
     strategy_sells_exactly("v2", "serializable").await;
-}
-
-/// The region node killed (-9) in the middle of a sale: purchases die between Redis admission
-/// and the Postgres commit, and between the commit and forgetting the ticket. After a restart
-/// the reconciler settles those tickets (committed ones from Postgres, abandoned ones by expiry),
-/// and the rest of the stock sells: exactly the stock, no acknowledged order lost, no buyer twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn node_killed_mid_sale_loses_nothing() {
-    let mut c = Cluster::start_with(&["east"], &["--ticket-expiry-ms", "1500"]).await;
-    create_sale(&c, P, 400, "east=400").await;
-    let node = c.region("east").node.url.clone();
-    let pg = c.pg_client("east").await;
-    let first = tokio::spawn({
-        let node = node.clone();
-        async move { buy_all(&node, P, (1..=3000).collect(), 100).await }
-    });
-    wait_for("the sale to start selling", || async {
-        truth(&pg, P).await.sold >= 50
-    })
-    .await;
-    c.region_mut("east").node.kill9();
-    let sold_at_kill = truth(&pg, P).await.sold;
-    let mut out = first.await.unwrap();
-    c.region_mut("east").node.start_again().await;
-    eprintln!(
-        "killed with {sold_at_kill} sold; answers {:?}",
-        by_status(&out)
-    );
-    assert!(sold_at_kill < 400, "the kill must land mid-sale");
-    out.extend(drain(&node, &pg, P, 100_000).await);
-    let t = truth(&pg, P).await;
-    assert_safe(&t, &out);
-    assert_eq!(t.sold, 400, "every unit sells exactly once: {t:?}");
-    let mut r = c.redis_conn("east").await;
-    wait_for("Redis stock to match Postgres", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await == Some(0) }
-    })
-    .await;
-    let _ = &mut r;
 }

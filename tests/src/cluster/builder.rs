@@ -1,0 +1,171 @@
+//! [`ClusterBuilder`]: the one way to start a [`Cluster`].
+
+use std::sync::Mutex;
+
+use futures::future::join_all;
+
+use super::{Cluster, RegionStack};
+use crate::binaries::{Coordinator, Node, NodeBackends, Proxy};
+use crate::paths::test_dir;
+use crate::services::{Etcd, Postgres, Redis};
+
+/// What to start: regions, extra flags for the nodes and coordinators, how many coordinators,
+/// and which regions sit at a distance from etcd. Every option has the default a plain
+/// `Cluster::builder(&regions).start()` wants: default flags, one coordinator, no proxy.
+///
+/// ```no_run
+/// # async fn f() {
+/// let c = quota_tests::Cluster::builder(&["east", "south"])
+///     .node_args(&["--ticket-expiry-ms", "1500"])
+///     .coordinators(2)
+///     .etcd_latency(&[("south", 40)])
+///     .start()
+///     .await;
+/// # }
+/// ```
+#[must_use = "a builder starts nothing until `.start().await`"]
+pub struct ClusterBuilder {
+    regions: Vec<String>,
+    node_args: Vec<String>,
+    coordinators: usize,
+    coordinator_args: Vec<String>,
+    etcd_latency_ms: Vec<(String, u64)>,
+}
+
+impl ClusterBuilder {
+    pub(super) fn new(regions: &[&str]) -> Self {
+        ClusterBuilder {
+            regions: to_strings(regions),
+            node_args: Vec::new(),
+            coordinators: 1,
+            coordinator_args: Vec::new(),
+            etcd_latency_ms: Vec::new(),
+        }
+    }
+
+    /// Appends flags passed to every region node (after `--admin-token`); may be called
+    /// several times, the flags accumulate in order.
+    pub fn node_args(mut self, args: &[&str]) -> Self {
+        self.node_args.extend(to_strings(args));
+        self
+    }
+
+    /// How many coordinator instances (`coordinator-1…`); at least one is always started.
+    pub fn coordinators(mut self, n: usize) -> Self {
+        self.coordinators = n;
+        self
+    }
+
+    /// Appends flags passed to every coordinator instance.
+    pub fn coordinator_args(mut self, args: &[&str]) -> Self {
+        self.coordinator_args.extend(to_strings(args));
+        self
+    }
+
+    /// Each region named here reaches etcd through a [`Proxy`] link with that one-way delay
+    /// in milliseconds (the modelled distance); the others talk to etcd directly.
+    pub fn etcd_latency(mut self, latency_ms: &[(&str, u64)]) -> Self {
+        self.etcd_latency_ms
+            .extend(latency_ms.iter().map(|(r, ms)| ((*r).to_string(), *ms)));
+        self
+    }
+
+    /// Starts the cluster, in this order: etcd and each region's Redis/Postgres concurrently
+    /// (initdb is the slow part); then the coordinators one after another; then the latency
+    /// proxy, if any; then all region nodes concurrently; finally it waits until every node
+    /// has registered its region in etcd, so a sale created right away can name every region.
+    pub async fn start(self) -> Cluster {
+        assert!(
+            !self.regions.is_empty(),
+            "a cluster needs at least one region"
+        );
+        let dir = test_dir();
+        let d = dir.path();
+
+        let stores = join_all(self.regions.iter().map(|r| async move {
+            let (redis_name, pg_name) = (format!("redis-{r}"), format!("pg-{r}"));
+            tokio::join!(
+                Redis::start_named(d, &redis_name),
+                Postgres::start_named(d, &pg_name)
+            )
+        }));
+        let (etcd, stores) = tokio::join!(Etcd::start_named(d, "etcd"), stores);
+
+        let admin_token = uuid::Uuid::new_v4().simple().to_string();
+        let coordinator_args = as_strs(&self.coordinator_args);
+        let mut coordinators = Vec::new();
+        for i in 1..=self.coordinators.max(1) {
+            let id = format!("coordinator-{i}");
+            coordinators.push(
+                Coordinator::start(d, &id, &etcd.endpoint, &admin_token, &coordinator_args).await,
+            );
+        }
+        let mut node_args: Vec<&str> = vec!["--admin-token", &admin_token];
+        node_args.extend(as_strs(&self.node_args));
+        let node_args = &node_args;
+        let proxy = if self.etcd_latency_ms.is_empty() {
+            None
+        } else {
+            let upstream = etcd.endpoint.trim_start_matches("http://").to_string();
+            let links: Vec<(String, String, u64)> = self
+                .etcd_latency_ms
+                .iter()
+                .map(|(r, ms)| (r.clone(), upstream.clone(), *ms))
+                .collect();
+            Some(Proxy::start(d, &links).await)
+        };
+        let etcd_for = |r: &str| -> String {
+            proxy
+                .as_ref()
+                .and_then(|p| p.listen.get(r))
+                .map_or_else(|| etcd.endpoint.clone(), |l| format!("http://{l}"))
+        };
+        let etcd_for = &etcd_for;
+
+        let nodes = join_all(self.regions.iter().zip(&stores).map(|(r, (redis, pg))| {
+            let endpoint = etcd_for(r);
+            async move {
+                let backends = NodeBackends {
+                    etcd_endpoints: &endpoint,
+                    redis_url: &redis.url,
+                    pg_url: &pg.url,
+                };
+                Node::start(d, r, &backends, node_args).await
+            }
+        }))
+        .await;
+
+        let mut regions: Vec<RegionStack> = self
+            .regions
+            .iter()
+            .zip(stores)
+            .zip(nodes)
+            .map(|((r, (redis, pg)), node)| RegionStack {
+                name: r.clone(),
+                redis,
+                pg,
+                node,
+            })
+            .collect();
+        for r in &mut regions {
+            r.node.wait_registered().await;
+        }
+        Cluster {
+            regions,
+            proxy,
+            coordinators,
+            admin_token,
+            coordinator_url: Mutex::new(None),
+            etcd,
+            dir,
+        }
+    }
+}
+
+fn to_strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+fn as_strs(items: &[String]) -> Vec<&str> {
+    items.iter().map(String::as_str).collect()
+}

@@ -1,0 +1,124 @@
+//! A whole quota deployment in one temp dir: etcd, coordinators, and per region its Redis,
+//! Postgres and region node. Built with [`Cluster::builder`].
+
+mod builder;
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+use tempfile::TempDir;
+
+pub use self::builder::ClusterBuilder;
+use crate::binaries::{Coordinator, Node, Proxy};
+use crate::paths::bin_path;
+use crate::services::{Etcd, Postgres, Redis};
+use crate::spawn::pid_alive;
+
+/// One region's own Redis, Postgres and region node.
+pub struct RegionStack {
+    /// Region name (`east`, …).
+    pub name: String,
+    /// Its admission store.
+    pub redis: Redis,
+    /// Its system of record.
+    pub pg: Postgres,
+    /// Its purchase endpoint.
+    pub node: Node,
+}
+
+/// etcd + coordinators + a full stack per region, in one temp dir.
+///
+/// Field order matters: Rust drops fields in declaration order, so all
+/// processes are killed before `dir` (logs, data) is removed.
+pub struct Cluster {
+    /// One stack per region, in the order the builder named them.
+    pub regions: Vec<RegionStack>,
+    /// The latency proxy between regions and etcd, when one was asked for.
+    pub proxy: Option<Proxy>,
+    /// Coordinator instances (`coordinator-1…`); one of them leads.
+    pub coordinators: Vec<Coordinator>,
+    /// The admin token every coordinator and region node shares.
+    pub admin_token: String,
+    /// The coordinator `quotactl` talks to, when a test chose one.
+    coordinator_url: Mutex<Option<String>>,
+    /// The coordination store.
+    pub etcd: Etcd,
+    /// Scratch directory holding every data dir and `logs/`.
+    pub dir: TempDir,
+}
+
+impl Cluster {
+    /// Starts describing a cluster with these regions (at least one); see [`ClusterBuilder`]
+    /// for the options and [`ClusterBuilder::start`] for what starts in which order.
+    pub fn builder(regions: &[&str]) -> ClusterBuilder {
+        ClusterBuilder::new(regions)
+    }
+
+    /// The stack of region `name`; panics if there is none.
+    pub fn region(&self, name: &str) -> &RegionStack {
+        self.regions
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no region {name:?} in this cluster"))
+    }
+
+    /// Mutable access, for killing/restarting a region's processes.
+    pub fn region_mut(&mut self, name: &str) -> &mut RegionStack {
+        self.regions
+            .iter_mut()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no region {name:?} in this cluster"))
+    }
+
+    /// The first coordinator instance still running (any instance answers; writes are
+    /// forwarded to the leader).
+    pub fn coordinator(&self) -> &Coordinator {
+        self.coordinators
+            .iter()
+            .find(|c| c.proc.pid().is_some_and(pid_alive))
+            .unwrap_or(&self.coordinators[0])
+    }
+
+    /// Run `quotactl <args>` against one particular coordinator instance.
+    pub fn quotactl_via(&self, coordinator_url: &str, args: &[&str]) -> Output {
+        Command::new(bin_path("quotactl"))
+            .args(args)
+            .env("COORDINATOR_URL", coordinator_url)
+            .env("ADMIN_TOKEN", &self.admin_token)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run quotactl")
+    }
+
+    /// Run `quotactl <args>` against this cluster's coordinator.
+    ///
+    /// Runs in the temp dir so a developer's `target/cluster/cluster.env`
+    /// can never be picked up by accident.
+    pub fn quotactl(&self, args: &[&str]) -> Output {
+        let url = self.coordinator_url.lock().unwrap().clone();
+        let url = url.unwrap_or_else(|| self.coordinator().url.clone());
+        self.quotactl_via(&url, args)
+    }
+
+    /// Points `quotactl` at one coordinator (e.g. away from one a test has paused);
+    /// `None` restores the default (the first one running).
+    pub fn use_coordinator(&self, url: Option<&str>) {
+        *self.coordinator_url.lock().unwrap() = url.map(str::to_string);
+    }
+
+    /// A Postgres client on region `region`'s `quota` database.
+    pub async fn pg_client(&self, region: &str) -> tokio_postgres::Client {
+        self.region(region).pg.client().await
+    }
+
+    /// A Redis connection to region `region`'s Redis.
+    pub async fn redis_conn(&self, region: &str) -> redis::aio::MultiplexedConnection {
+        self.region(region).redis.conn().await
+    }
+
+    /// A connected etcd client.
+    pub async fn etcd_client(&self) -> etcd_client::Client {
+        self.etcd.client().await
+    }
+}

@@ -1,0 +1,11 @@
+//! The third-party services a cluster runs on: etcd, Redis and Postgres, each a real binary
+//! on free loopback ports with its data under the test directory.
+
+mod etcd;
+mod postgres;
+mod redis;
+
+pub use self::etcd::Etcd;
+pub use self::postgres::Postgres;
+// `self::` because `redis` is also the Redis client crate.
+pub use self::redis::Redis;

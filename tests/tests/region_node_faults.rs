@@ -1,0 +1,202 @@
+//! Issue 2: the region node against real etcd, Redis and Postgres — faults in the middle of a
+//! sale (Redis flushed or killed, Postgres stopped, the node itself killed): never an oversell,
+//! never a lost acknowledged order, and afterwards exactly the stock sells.
+
+use quota_tests::{
+    assert_safe, buy_all, by_status, fault_mid_sale, redis_stock, truth, wait_for, Cluster,
+    FaultAt, FaultRun, MidSale, Sale,
+};
+
+const P: i64 = 1001;
+
+/// Redis FLUSHALL in the middle of a sale: answers stay 201/409/410/503, never an oversell, the
+/// node rebuilds Redis from Postgres, and the rest of the stock still sells — exactly all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_flush_mid_sale_never_oversells() {
+    let mut c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 1000, "east=1000").create(&c).await;
+    let run = fault_mid_sale(
+        &mut c,
+        MidSale {
+            region: "east",
+            product: P,
+            users: (1..=3000).collect(),
+            concurrency: 100,
+            // Flush once the sale is under way but far from sold out.
+            fault_at: FaultAt::Sold(50),
+        },
+        async |c: &mut Cluster| {
+            let mut r = c.redis_conn("east").await;
+            let _: () = redis::cmd("FLUSHALL").query_async(&mut r).await.unwrap();
+            let flushed_at = std::time::Instant::now();
+            let sold_at_flush = truth(&c.pg_client("east").await, P).await.sold;
+            // Rebuilt from Postgres (the reconciler runs every 100 ms).
+            wait_for("Redis state rebuilt", || {
+                let mut r = r.clone();
+                async move { redis_stock(&mut r, P).await.is_some() }
+            })
+            .await;
+            eprintln!(
+                "FLUSHALL with {sold_at_flush} sold; Redis rebuilt after {:?}",
+                flushed_at.elapsed()
+            );
+            (sold_at_flush, r)
+        },
+        // Nothing to restart: the node rebuilds Redis by itself.
+        async |_: &mut Cluster| {},
+    )
+    .await;
+    let FaultRun {
+        load: mut out,
+        fault: (sold_at_flush, r),
+        drained,
+        truth: t,
+    } = run;
+    assert!(sold_at_flush < 1000, "the flush must land mid-sale");
+    eprintln!("answers around the FLUSHALL: {:?}", by_status(&out));
+    for o in &out {
+        assert!(
+            matches!(o.status, 201 | 409 | 410 | 503),
+            "unexpected {o:?}"
+        );
+    }
+    out.extend(drained);
+    eprintln!(
+        "after flush + drain: {:?} sold {} orders {}",
+        by_status(&out),
+        t.sold,
+        t.orders
+    );
+    assert_safe(&t, &out);
+    assert_eq!(t.sold, 1000, "every unit sells, none twice");
+    wait_for("Redis stock to match Postgres", || {
+        let mut r = r.clone();
+        async move { redis_stock(&mut r, P).await == Some(0) }
+    })
+    .await;
+}
+
+/// Redis killed (-9) and restarted mid-sale: 503s while it is down, then a rebuild, and the
+/// sale completes with exactly the stock sold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restart_mid_sale() {
+    let mut c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 200, "east=200").create(&c).await;
+    let node = c.region("east").node.url.clone();
+    let mut out = buy_all(&node, P, (1..=100).collect(), 50).await;
+    let run = fault_mid_sale(
+        &mut c,
+        MidSale {
+            region: "east",
+            product: P,
+            users: (101..=200).collect(),
+            concurrency: 50,
+            fault_at: FaultAt::Start,
+        },
+        async |c: &mut Cluster| c.region_mut("east").redis.kill9(),
+        async |c: &mut Cluster| c.region_mut("east").redis.start_again().await,
+    )
+    .await;
+    let during = run.load;
+    assert!(
+        during.iter().all(|o| o.status == 503),
+        "Redis down must mean 503: {:?}",
+        by_status(&during)
+    );
+    out.extend(during);
+    out.extend(run.drained);
+    let t = run.truth;
+    assert_safe(&t, &out);
+    assert_eq!(t.sold, 200);
+}
+
+/// Postgres stopped mid-sale: purchases answer 503 (never 500, never a lost acknowledged order);
+/// after it returns, every unit is accounted for and the rest sells.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outage_answers_503_and_loses_nothing() {
+    let mut c = Cluster::builder(&["east"]).start().await;
+    Sale::new(P, 200, "east=200").create(&c).await;
+    let node = c.region("east").node.url.clone();
+    let mut out = buy_all(&node, P, (1..=80).collect(), 40).await;
+    assert_eq!(by_status(&out).get(&201), Some(&80));
+    let run = fault_mid_sale(
+        &mut c,
+        MidSale {
+            region: "east",
+            product: P,
+            users: (81..=160).collect(),
+            concurrency: 40,
+            fault_at: FaultAt::Start,
+        },
+        async |c: &mut Cluster| c.region_mut("east").pg.stop().await,
+        async |c: &mut Cluster| c.region_mut("east").pg.start_again().await,
+    )
+    .await;
+    let during = run.load;
+    for o in &during {
+        assert_eq!(o.status, 503, "Postgres down must mean 503: {o:?}");
+        assert_eq!(o.code.as_deref(), Some("unavailable"));
+    }
+    out.extend(during);
+    out.extend(run.drained);
+    let t = run.truth;
+    assert_safe(&t, &out);
+    assert_eq!(t.sold, 200, "every unit accounted for and sold: {t:?}");
+    let mut r = c.redis_conn("east").await;
+    wait_for("Redis stock to match Postgres", || {
+        let mut r = r.clone();
+        async move { redis_stock(&mut r, P).await == Some(0) }
+    })
+    .await;
+    let _ = &mut r;
+}
+
+/// The region node killed (-9) in the middle of a sale: purchases die between Redis admission
+/// and the Postgres commit, and between the commit and forgetting the ticket. After a restart
+/// the reconciler settles those tickets (committed ones from Postgres, abandoned ones by expiry),
+/// and the rest of the stock sells: exactly the stock, no acknowledged order lost, no buyer twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_killed_mid_sale_loses_nothing() {
+    let mut c = Cluster::builder(&["east"])
+        .node_args(&["--ticket-expiry-ms", "1500"])
+        .start()
+        .await;
+    Sale::new(P, 400, "east=400").create(&c).await;
+    let run = fault_mid_sale(
+        &mut c,
+        MidSale {
+            region: "east",
+            product: P,
+            users: (1..=3000).collect(),
+            concurrency: 100,
+            fault_at: FaultAt::Sold(50),
+        },
+        async |c: &mut Cluster| {
+            c.region_mut("east").node.kill9();
+            truth(&c.pg_client("east").await, P).await.sold
+        },
+        async |c: &mut Cluster| c.region_mut("east").node.start_again().await,
+    )
+    .await;
+    let FaultRun {
+        load: mut out,
+        fault: sold_at_kill,
+        drained,
+        truth: t,
+    } = run;
+    eprintln!(
+        "killed with {sold_at_kill} sold; answers {:?}",
+        by_status(&out)
+    );
+    assert!(sold_at_kill < 400, "the kill must land mid-sale");
+    out.extend(drained);
+    assert_safe(&t, &out);
+    assert_eq!(t.sold, 400, "every unit sells exactly once: {t:?}");
+    let mut r = c.redis_conn("east").await;
+    wait_for("Redis stock to match Postgres", || {
+        let mut r = r.clone();
+        async move { redis_stock(&mut r, P).await == Some(0) }
+    })
+    .await;
+    let _ = &mut r;
+}
