@@ -17,14 +17,8 @@ async fn redis_flush_mid_sale_never_oversells() {
     Sale::new(P, 1000, "east=1000").create(&c).await;
     let run = fault_mid_sale(
         &mut c,
-        MidSale {
-            region: "east",
-            product: P,
-            users: (1..=3000).collect(),
-            concurrency: 100,
-            // Flush once the sale is under way but far from sold out.
-            fault_at: FaultAt::Sold(50),
-        },
+        // Flush once the sale is under way but far from sold out.
+        MidSale::under_way("east", P),
         async |c: &mut Cluster| {
             let mut r = c.redis_conn("east").await;
             let _: () = redis::cmd("FLUSHALL").query_async(&mut r).await.unwrap();
@@ -164,13 +158,7 @@ async fn node_killed_mid_sale_loses_nothing() {
     Sale::new(P, 400, "east=400").create(&c).await;
     let run = fault_mid_sale(
         &mut c,
-        MidSale {
-            region: "east",
-            product: P,
-            users: (1..=3000).collect(),
-            concurrency: 100,
-            fault_at: FaultAt::Sold(50),
-        },
+        MidSale::under_way("east", P),
         async |c: &mut Cluster| {
             c.region_mut("east").node.kill9();
             truth(&c.pg_client("east").await, P).await.sold

@@ -32,6 +32,20 @@ pub struct MidSale<'a> {
     pub fault_at: FaultAt,
 }
 
+impl<'a> MidSale<'a> {
+    /// The usual heavy load: 3,000 buyers, 100 at once, the fault landing once 50 units have
+    /// sold — under way, far from sold out.
+    pub fn under_way(region: &'a str, product: i64) -> Self {
+        MidSale {
+            region,
+            product,
+            users: (1..=3000).collect(),
+            concurrency: 100,
+            fault_at: FaultAt::Sold(50),
+        }
+    }
+}
+
 /// Everything a fault-mid-sale run saw, for the test to assert on.
 pub struct FaultRun<X> {
     /// The answers to the load the fault hit.
