@@ -4,16 +4,21 @@
 //! binaries first.
 //!
 //! * `strategies` — one region, a flash sale (far more buyers than units), the purchase
-//!   strategies v1–v4 and isolation levels; plus the rejection path against a bare axum
-//!   endpoint measured by the same generator.
+//!   strategies v1–v4 and isolation levels, each at its capacity (the offered rate is raised
+//!   until attempts/s stops growing), with node CPU-seconds per 1,000 attempts next to a bare
+//!   axum endpoint's and the generator's own CPU.
 //! * `regions` — three regions at 5/40/80 ms from etcd, skewed demand that shifts mid-sale:
 //!   this project (escrow + demand rebalancing) vs a static split vs one central counter that
-//!   every region calls across its distance.
+//!   every region calls across its distance; each design several times on fresh clusters,
+//!   median and worst of every sale-quality measure.
 //! * `scale` — attempts/s and latency as the offered load grows, and which process saturates.
 
+mod bare;
+mod capacity;
 mod cpu;
 mod sale;
 mod scenarios;
+mod summary;
 
 use std::path::PathBuf;
 
@@ -24,6 +29,9 @@ enum Scenario {
     Strategies,
     Regions,
     Scale,
+    /// Internal: the bare axum endpoint `strategies` measures, as its own process.
+    #[value(hide = true)]
+    ServeBare,
 }
 
 #[derive(Debug, Parser)]
@@ -41,10 +49,17 @@ struct Cli {
     /// Tiny numbers and seconds-long runs (the test suite's smoke run).
     #[arg(long)]
     quick: bool,
+    /// Runs per design in `regions` (default: 3, or 1 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: Option<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.scenario, Scenario::ServeBare) {
+        return bare::serve();
+    }
+    let runs = usize::from(cli.runs.unwrap_or(if cli.quick { 1 } else { 3 }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -52,8 +67,9 @@ fn main() -> anyhow::Result<()> {
     let out = rt.block_on(async {
         match cli.scenario {
             Scenario::Strategies => scenarios::strategies(cli.quick).await,
-            Scenario::Regions => scenarios::regions(cli.quick).await,
+            Scenario::Regions => scenarios::regions(cli.quick, runs).await,
             Scenario::Scale => scenarios::scale(cli.quick).await,
+            Scenario::ServeBare => unreachable!("served above"),
         }
     })?;
     if let Some(path) = cli.json {

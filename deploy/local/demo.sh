@@ -11,12 +11,17 @@
 # 3. creates a sale split evenly across the regions (demand rebalancing on);
 # 4. runs quota-loadgen: an opening spike, then steady open-loop arrivals, demand 70/20/10 that
 #    shifts to 10/20/70 mid-sale, every buyer retrying a bounded number of times;
-# 5. prints the report (latency per region, time to sell-out, stranded units, false sold-outs,
-#    oversold, lost orders) and `quotactl status` and `quotactl audit`;
+# 5. prints the report — oversold and lost orders (must be 0), then the sale's quality as the
+#    project defines it once (quota_shared::quality): time to sell-out, FCFS inversions (count
+#    and % of buyers), stranded units, false 410s, 503 awaiting_stock answers per order,
+#    buyer-perceived p50/p99 per region (arrival → final answer), units moved — then latency
+#    per region and status, and `quotactl status` and `quotactl audit`;
 # 6. shuts everything down — unless --keep, which leaves the cluster up for quotactl.
 #
 # Exit status 0 only when nothing was oversold, no acknowledged order is missing, and the audit
-# holds. --json FILE also writes the report as JSON (oversold, stranded, lost_orders, audit, …).
+# holds. --json FILE also writes the report as JSON (oversold, lost_orders, audit, and the
+# `quality` object: sellout_s, fcfs_inversions, stranded, false_sold_outs, …; a measure the run
+# had no source for is null).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     --total) TOTAL="${2:?}"; shift 2 ;;
     --rate) RATE="${2:?}"; shift 2 ;;
     --debug) PROFILE=debug; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

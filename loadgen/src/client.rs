@@ -1,8 +1,12 @@
-//! One purchase request against a region node, reduced to what the report needs.
+//! One purchase request against a region node, reduced to what the report needs: the status,
+//! whether a 503 was `awaiting_stock` (stock can still come) rather than `unavailable` (read
+//! from the JSON error envelope's `code`), and a 201's order id.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use quota_shared::api::ErrorEnvelope;
 
 use crate::config::RegionTarget;
 use crate::retry::TRANSPORT_ERROR;
@@ -12,8 +16,18 @@ use crate::retry::TRANSPORT_ERROR;
 pub(crate) struct Answer {
     /// HTTP status, or [`TRANSPORT_ERROR`] when no answer arrived.
     pub status: u16,
+    /// A 503 whose error code was `awaiting_stock`.
+    pub awaiting_stock: bool,
     /// The order id of a 201 (None if the body had none).
     pub order_id: Option<String>,
+}
+
+/// The error code a 503 answers with when stock is on its way to the region.
+const AWAITING_STOCK: &str = "awaiting_stock";
+
+/// Whether a 503 body is the `awaiting_stock` error (anything unreadable is not).
+pub(crate) fn is_awaiting_stock(body: &[u8]) -> bool {
+    serde_json::from_slice::<ErrorEnvelope>(body).is_ok_and(|e| e.error.code == AWAITING_STOCK)
 }
 
 #[derive(Deserialize)]
@@ -65,18 +79,40 @@ impl PurchaseClient {
         let Ok(resp) = sent else {
             return Answer {
                 status: TRANSPORT_ERROR,
+                awaiting_stock: false,
                 order_id: None,
             };
         };
         let status = resp.status().as_u16();
         // Read the body either way so the connection goes back to the pool.
         let body = resp.bytes().await;
-        let order_id = match (status, body) {
-            (201, Ok(b)) => serde_json::from_slice::<Created>(&b)
+        let body = body.unwrap_or_default();
+        let order_id = match status {
+            201 => serde_json::from_slice::<Created>(&body)
                 .ok()
                 .map(|c| c.order_id),
             _ => None,
         };
-        Answer { status, order_id }
+        Answer {
+            status,
+            awaiting_stock: status == 503 && is_awaiting_stock(&body),
+            order_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_503_code() {
+        let awaiting = br#"{"error":{"code":"awaiting_stock","message":"m","retry_after_ms":50}}"#;
+        assert!(is_awaiting_stock(awaiting));
+        assert!(!is_awaiting_stock(
+            br#"{"error":{"code":"unavailable","message":"m"}}"#
+        ));
+        assert!(!is_awaiting_stock(b"Service Unavailable"));
+        assert!(!is_awaiting_stock(b""));
     }
 }

@@ -27,7 +27,7 @@ pub struct CoordinatorTarget {
 }
 
 /// Relative demand per region (e.g. 70/20/10). Regions left out get no buyers.
-pub type Weights = BTreeMap<String, u32>;
+pub use quota_shared::buyers::Weights;
 
 /// A change of weights mid-sale: demand moving between regions is what rebalancing is for.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,6 +18,7 @@ pub(crate) fn sample_from_status(status: &StatusView, product: i64, t_s: f64) ->
         .iter()
         .map(|(name, r)| {
             let sample = RegionSample {
+                granted: r.granted,
                 available: r.available,
                 sold: r.sold,
                 demand: r.demand,
@@ -131,6 +132,7 @@ mod tests {
         assert_eq!(sample.total, 300);
         assert_eq!(sample.pool, 20);
         assert_eq!(sample.regions["east"].available, Some(40));
+        assert_eq!(sample.regions["east"].granted, 100);
         assert_eq!(sample.regions["east"].demand, 12.5);
         assert_eq!(sample.regions["south"].sold, None);
         assert!(!sample.regions["south"].alive);

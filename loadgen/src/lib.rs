@@ -7,21 +7,25 @@
 //! coordinator, then verifies the books: acknowledged orders present in Postgres, nothing
 //! oversold, the coordinator's audit. See [`run`], [`Config`] and [`Report`].
 //!
-//! Pure logic — `schedule`, `retry`, `analysis`, `report`, `table`, `svg` — is
-//! separate from I/O — `client`, `coordinator`, `sampler`, `verify`, `runner`.
+//! The sale-quality measures (sell-out time, FCFS inversions, stranded units, false sold-outs,
+//! awaiting-stock answers, buyer-perceived latency, units moved) are the project's one
+//! definition in `quota_shared::quality`, fed from a record per buyer and per answer.
+//!
+//! Pure logic — the buyer model (`quota_shared::buyers`), `retry`, `quality`, `report`,
+//! `table`, `svg` — is separate from I/O — `client`, `coordinator`, `sampler`, `verify`,
+//! `runner`.
 
-mod analysis;
 mod client;
 mod config;
 mod coordinator;
 mod error;
 mod progress;
+mod quality;
 mod recorder;
 mod report;
 mod retry;
 mod runner;
 mod sampler;
-mod schedule;
 mod series;
 mod svg;
 mod table;
@@ -31,6 +35,7 @@ pub use config::{
     parse_pair, parse_weights, Config, CoordinatorTarget, RegionTarget, WeightShift, Weights,
 };
 pub use error::Error;
+pub use quality::{NotMeasured, Quality};
 pub use report::Report;
 pub use runner::run;
 pub use svg::render as render_svg;

@@ -1,8 +1,10 @@
 //! Where buyer tasks put what they saw: per-request latency by region and status, buyer
-//! outcomes, acknowledged order ids, the 410 timeline and per-second client counts.
+//! outcomes, acknowledged order ids, per-second client counts, and one small record per buyer
+//! and per answer for the shared sale-quality measures ([`quota_shared::quality`]).
 //!
 //! Shared by every task: cheap atomics for the live progress line, one short-held mutex for
-//! the histograms. Latencies are recorded in microseconds.
+//! the rest. Latencies are recorded in microseconds. Memory grows by one `Copy` record per
+//! buyer (~40 bytes) and per answer (~32 bytes): a few million of each is well under 1 GiB.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use quota_shared::quality::{AnswerRecord, BuyerRecord, FinalAnswer};
 
-use crate::analysis::SoldOutAnswer;
 use crate::series::ClientBucket;
 
 /// Highest latency tracked exactly (60 s); longer ones are clamped to it.
@@ -66,32 +68,56 @@ impl RegionRecord {
     }
 }
 
+/// One try (request and its answer) as a buyer task saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Try {
+    /// Region index.
+    pub region: usize,
+    /// HTTP status (0: no answer).
+    pub status: u16,
+    /// A 503 whose code was `awaiting_stock`.
+    pub awaiting_stock: bool,
+    /// When it was due (the arrival, or the end of the back-off): latency counts from here.
+    pub intended: Instant,
+    /// When it was actually sent.
+    pub sent: Instant,
+    /// When its answer arrived.
+    pub answered: Instant,
+}
+
 /// What the recorder holds when the run is over.
 #[derive(Debug, Clone)]
 pub(crate) struct Recorded {
     /// Per region, in config order.
     pub regions: Vec<RegionRecord>,
-    /// Every 410 the client received.
-    pub sold_outs: Vec<SoldOutAnswer>,
-    /// When the last 201 arrived (seconds since start).
-    pub last_201_s: Option<f64>,
-    /// When the last request that got a 201 was sent (answer time − latency).
-    pub last_201_sent_s: Option<f64>,
-    /// When the last 410 arrived.
-    pub last_410_s: Option<f64>,
+    /// Every buyer, from arrival to final answer, in the order they finished.
+    pub buyers: Vec<BuyerRecord>,
+    /// Every answer, retries included, in the order they arrived.
+    pub answers: Vec<AnswerRecord>,
     /// `[second][region]` client counts.
     pub buckets: Vec<Vec<ClientBucket>>,
     /// Arrivals dropped by the concurrency cap.
     pub dropped_by_client: u64,
 }
 
+impl Recorded {
+    /// Nothing recorded (what a default report stands on).
+    pub(crate) fn empty() -> Self {
+        Recorded {
+            regions: Vec::new(),
+            buyers: Vec::new(),
+            answers: Vec::new(),
+            buckets: Vec::new(),
+            dropped_by_client: 0,
+        }
+    }
+}
+
 struct Inner {
     regions: Vec<RegionRecord>,
     all: Histogram<u64>,
-    sold_outs: Vec<SoldOutAnswer>,
-    last_201_s: Option<f64>,
-    last_201_sent_s: Option<f64>,
-    last_410_s: Option<f64>,
+    buyers: Vec<BuyerRecord>,
+    answers: Vec<AnswerRecord>,
     buckets: Vec<Vec<ClientBucket>>,
 }
 
@@ -118,10 +144,8 @@ impl Recorder {
             inner: Mutex::new(Inner {
                 regions: (0..region_count).map(|_| RegionRecord::new()).collect(),
                 all: new_histogram(),
-                sold_outs: Vec::new(),
-                last_201_s: None,
-                last_201_sent_s: None,
-                last_410_s: None,
+                buyers: Vec::new(),
+                answers: Vec::new(),
                 buckets: Vec::new(),
             }),
         }
@@ -132,60 +156,54 @@ impl Recorder {
         self.t0
     }
 
-    /// One answered request: `latency` from its intended send time, answered at `at`.
-    pub(crate) fn request(
-        &self,
-        region: usize,
-        status: u16,
-        latency: Duration,
-        at: Instant,
-        order_id: Option<String>,
-    ) {
+    /// Seconds from the run's start to `at`.
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.t0).as_secs_f64()
+    }
+
+    /// One answered request, with the order id of a 201.
+    pub(crate) fn request(&self, t: &Try, order_id: Option<String>) {
         let live = &self.live;
         live.attempts.fetch_add(1, Ordering::Relaxed);
-        match status {
+        match t.status {
             201 => live.created.fetch_add(1, Ordering::Relaxed),
             410 => live.sold_out.fetch_add(1, Ordering::Relaxed),
             503 => live.unavailable.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
-        let t = at.saturating_duration_since(self.t0).as_secs_f64();
-        let us = micros(latency);
+        let answered_s = self.secs(t.answered);
+        let record = AnswerRecord {
+            region: t.region,
+            sent_s: self.secs(t.sent),
+            answered_s,
+            status: t.status,
+            awaiting_stock: t.awaiting_stock,
+        };
+        let us = micros(t.answered.saturating_duration_since(t.intended));
         let mut inner = self.inner.lock().expect("recorder lock");
         inner.all.saturating_record(us);
-        let second = t as usize;
+        inner.answers.push(record);
+        let second = answered_s as usize;
         if inner.buckets.len() <= second {
             let width = self.region_count;
             inner
                 .buckets
                 .resize_with(second + 1, || vec![ClientBucket::default(); width]);
         }
-        let bucket = &mut inner.buckets[second][region];
+        let bucket = &mut inner.buckets[second][t.region];
         bucket.attempts += 1;
-        match status {
+        match t.status {
             201 => bucket.orders += 1,
             410 => bucket.sold_out += 1,
             _ => {}
         }
-        match status {
-            201 => {
-                inner.last_201_s = Some(inner.last_201_s.map_or(t, |l| l.max(t)));
-                let sent = (t - latency.as_secs_f64()).max(0.0);
-                inner.last_201_sent_s = Some(inner.last_201_sent_s.map_or(sent, |l| l.max(sent)));
-            }
-            410 => {
-                inner.last_410_s = Some(inner.last_410_s.map_or(t, |l| l.max(t)));
-                inner.sold_outs.push((t, region));
-            }
-            _ => {}
-        }
-        let r = &mut inner.regions[region];
+        let r = &mut inner.regions[t.region];
         r.requests.saturating_record(us);
         r.by_status
-            .entry(status)
+            .entry(t.status)
             .or_insert_with(new_histogram)
             .saturating_record(us);
-        if status == 201 {
+        if t.status == 201 {
             match order_id {
                 Some(id) => r.orders.push(id),
                 None => r.unreadable_acks += 1,
@@ -193,14 +211,24 @@ impl Recorder {
         }
     }
 
-    /// A buyer's final answer, `latency` from its arrival's intended time.
-    pub(crate) fn outcome(&self, region: usize, status: u16, latency: Duration) {
+    /// A buyer's final answer: `last` is its last try, `arrival` its intended arrival time,
+    /// `attempts` how many requests it sent.
+    pub(crate) fn outcome(&self, last: &Try, arrival: Instant, attempts: u32) {
+        let record = BuyerRecord {
+            region: last.region,
+            arrived_s: self.secs(arrival),
+            answered_s: self.secs(last.answered),
+            answer: FinalAnswer::from_status(last.status, last.awaiting_stock),
+            attempts,
+        };
+        let us = micros(last.answered.saturating_duration_since(arrival));
         let mut inner = self.inner.lock().expect("recorder lock");
-        inner.regions[region]
+        inner.buyers.push(record);
+        inner.regions[last.region]
             .by_outcome
-            .entry(status)
+            .entry(last.status)
             .or_insert_with(new_histogram)
-            .saturating_record(micros(latency));
+            .saturating_record(us);
     }
 
     /// The P99 of every request so far, in milliseconds.
@@ -212,14 +240,10 @@ impl Recorder {
     /// Takes what was recorded (the run is over).
     pub(crate) fn finish(&self) -> Recorded {
         let mut inner = self.inner.lock().expect("recorder lock");
-        let mut sold_outs = std::mem::take(&mut inner.sold_outs);
-        sold_outs.sort_by(|a, b| a.0.total_cmp(&b.0));
         Recorded {
             regions: std::mem::take(&mut inner.regions),
-            sold_outs,
-            last_201_s: inner.last_201_s,
-            last_201_sent_s: inner.last_201_sent_s,
-            last_410_s: inner.last_410_s,
+            buyers: std::mem::take(&mut inner.buyers),
+            answers: std::mem::take(&mut inner.answers),
             buckets: std::mem::take(&mut inner.buckets),
             dropped_by_client: self.live.dropped.load(Ordering::Relaxed),
         }
@@ -227,19 +251,37 @@ impl Recorder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A try in `region` answered `status` at `at_ms`, sent (and due) `rtt_ms` earlier.
+    pub(crate) fn try_at(t0: Instant, region: usize, status: u16, at_ms: u64, rtt_ms: u64) -> Try {
+        let answered = t0 + Duration::from_millis(at_ms);
+        let sent = answered - Duration::from_millis(rtt_ms);
+        Try {
+            region,
+            status,
+            awaiting_stock: status == 503,
+            intended: sent,
+            sent,
+            answered,
+        }
+    }
 
     #[test]
     fn records_requests_outcomes_and_timeline() {
         let t0 = Instant::now();
         let rec = Recorder::new(t0, 2);
-        let ms = Duration::from_millis;
-        rec.request(0, 201, ms(5), t0 + ms(100), Some("a".into()));
-        rec.request(0, 201, ms(7), t0 + ms(1500), None);
-        rec.request(1, 410, ms(3), t0 + ms(1600), None);
-        rec.request(1, 503, ms(2), t0 + ms(200), None);
-        rec.outcome(0, 201, ms(5));
+        rec.request(&try_at(t0, 0, 201, 100, 5), Some("a".into()));
+        rec.request(&try_at(t0, 0, 201, 1500, 7), None);
+        rec.request(&try_at(t0, 1, 410, 1600, 3), None);
+        rec.request(&try_at(t0, 1, 503, 200, 2), None);
+        rec.outcome(
+            &try_at(t0, 0, 201, 100, 5),
+            t0 + Duration::from_millis(95),
+            1,
+        );
+        rec.outcome(&try_at(t0, 1, 503, 200, 2), t0, 2);
         assert_eq!(rec.live.attempts.load(Ordering::Relaxed), 4);
         assert_eq!(rec.live.created.load(Ordering::Relaxed), 2);
         assert!(rec.p99_ms() >= 6.9);
@@ -248,8 +290,16 @@ mod tests {
         assert_eq!(r.regions[0].unreadable_acks, 1);
         assert_eq!(r.regions[1].by_status[&410].len(), 1);
         assert_eq!(r.regions[0].by_outcome[&201].len(), 1);
-        assert_eq!(r.sold_outs, vec![(1.6, 1)]);
-        assert_eq!(r.last_201_s, Some(1.5));
+        assert_eq!(r.answers.len(), 4);
+        let gone = r.answers[2];
+        assert_eq!((gone.region, gone.status), (1, 410));
+        assert!((gone.answered_s - 1.6).abs() < 1e-9 && (gone.sent_s - 1.597).abs() < 1e-9);
+        assert!(r.answers[3].awaiting_stock);
+        assert_eq!(r.buyers.len(), 2);
+        assert_eq!(r.buyers[0].answer, FinalAnswer::Order);
+        assert!((r.buyers[0].arrived_s - 0.095).abs() < 1e-9);
+        assert_eq!(r.buyers[1].answer, FinalAnswer::AwaitingStock);
+        assert_eq!(r.buyers[1].attempts, 2);
         assert_eq!(r.buckets.len(), 2);
         assert_eq!(r.buckets[0][0].orders, 1);
         assert_eq!(r.buckets[0][1].attempts, 1);

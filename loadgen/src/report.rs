@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{false_sold_outs, percent, sellout_time, stranded};
+use crate::quality::{self, Quality};
 use crate::recorder::Recorded;
 use crate::retry::status_label;
 use crate::series::{ClientBucket, Sample};
@@ -85,14 +85,10 @@ pub struct Report {
     pub orders: u64,
     /// `orders / duration_s`.
     pub orders_per_sec: f64,
-    /// Seconds until every unit was sold (see `analysis`); null if it did not sell out.
-    pub sellout_s: Option<f64>,
-    /// Units left unsold while buyers were still refused; null without a coordinator.
-    pub stranded: Option<i64>,
-    /// 410s answered although a purchase sent later still succeeded (stock remained).
-    pub false_sold_outs: Option<u64>,
-    /// `false_sold_outs` as a percentage of all answers.
-    pub false_sold_out_pct: Option<f64>,
+    /// The sale's quality — sell-out time, FCFS inversions, stranded units, false sold-outs,
+    /// awaiting-stock answers per order, buyer-perceived latency per region, units moved —
+    /// as the project defines them once ([`quota_shared::quality`]).
+    pub quality: Quality,
     /// Units sold beyond the total (must be 0); null with neither Postgres nor coordinator.
     pub oversold: Option<i64>,
     /// Acknowledged orders missing from Postgres (must be 0); null without `--pg`.
@@ -168,7 +164,7 @@ pub(crate) fn build(f: RunFacts) -> Report {
     }
     let attempts = regions.values().map(|x| x.attempts).sum();
     let orders = regions.values().map(|x| x.orders).sum();
-    let false_sold = Some(false_sold_outs(&r.sold_outs, r.last_201_sent_s));
+    let quality = quality::measure(&f.names, r, f.findings.books, &f.samples, f.duration_s);
     Report {
         product: f.product,
         duration_s: f.duration_s,
@@ -177,10 +173,7 @@ pub(crate) fn build(f: RunFacts) -> Report {
         buyers: regions.values().map(|x| x.buyers).sum(),
         orders,
         orders_per_sec: per_sec(orders, f.duration_s),
-        sellout_s: sellout_time(&f.samples, r.last_201_s, r.last_410_s),
-        stranded: stranded(f.samples.last(), r.last_410_s, f.duration_s),
-        false_sold_outs: false_sold,
-        false_sold_out_pct: false_sold.map(|n| percent(n, attempts)),
+        quality,
         oversold: f.findings.oversold,
         lost_orders: f.findings.lost_orders,
         audit: f.audit,
@@ -196,8 +189,9 @@ pub(crate) fn build(f: RunFacts) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::tests::try_at;
     use crate::recorder::Recorder;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     #[test]
     fn percentiles_of_a_known_distribution() {
@@ -221,14 +215,19 @@ mod tests {
     fn builds_totals_rates_and_regions() {
         let t0 = Instant::now();
         let rec = Recorder::new(t0, 2);
-        let ms = Duration::from_millis;
         for i in 0..3 {
-            rec.request(0, 201, ms(2), t0 + ms(100 * i), Some(format!("o{i}")));
-            rec.outcome(0, 201, ms(2));
+            let ok = try_at(t0, 0, 201, 2 + 100 * i, 2);
+            rec.request(&ok, Some(format!("o{i}")));
+            rec.outcome(&ok, ok.sent, 1);
         }
-        rec.request(1, 503, ms(1), t0 + ms(400), None);
-        rec.request(1, 410, ms(1), t0 + ms(1900), None);
-        rec.outcome(1, 410, ms(60));
+        rec.request(&try_at(t0, 1, 503, 400, 1), None);
+        let gone = try_at(t0, 1, 410, 1900, 1);
+        rec.request(&gone, None);
+        rec.outcome(
+            &gone,
+            gone.answered - std::time::Duration::from_millis(60),
+            2,
+        );
         let facts = RunFacts {
             product: 9,
             names: vec!["east".into(), "south".into()],
@@ -244,19 +243,21 @@ mod tests {
         assert_eq!(r.buyers, 4);
         assert_eq!(r.attempts_per_sec, 2.5);
         assert_eq!(r.orders_per_sec, 1.5);
-        assert_eq!(r.sellout_s, Some(0.2));
-        assert_eq!(r.stranded, None);
+        assert_eq!(r.quality.measures.sellout_s, None, "no books");
+        assert_eq!(r.quality.stranded(), None);
         assert_eq!(
-            r.false_sold_outs,
-            Some(0),
+            r.quality.measures.false_sold_outs, 0,
             "the 410 came after the last sale"
         );
+        assert_eq!(r.quality.measures.buyers, r.buyers);
+        assert_eq!(r.quality.measures.awaiting_answers, 1);
         assert_eq!(r.regions["east"].orders, 3);
         assert_eq!(r.regions["south"].statuses["503"].count, 1);
         assert!((r.regions["south"].outcomes["410"].p50_ms - 60.0).abs() < 0.1);
         assert_eq!(r.client_series["south"].len(), 2);
         let json = serde_json::to_value(&r).unwrap();
-        assert!(json["stranded"].is_null());
+        assert!(json["quality"]["stranded"].is_null());
+        assert_eq!(json["quality"]["orders"], 3);
         assert_eq!(json["regions"]["east"]["attempts"], 3);
     }
 }

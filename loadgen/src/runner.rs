@@ -14,12 +14,11 @@ use crate::config::Config;
 use crate::coordinator::CoordinatorClient;
 use crate::error::Error;
 use crate::progress;
-use crate::recorder::Recorder;
+use crate::recorder::{Recorder, Try};
 use crate::report::{self, Report, RunFacts};
-use crate::retry::{backoff, is_retryable};
 use crate::sampler::sample_loop;
-use crate::schedule::{ArrivalSchedule, RegionPicker};
 use crate::verify::{self, RegionBooks};
+use quota_shared::buyers::{backoff, is_retryable, ArrivalSchedule, RegionPicker};
 
 /// Pause after the last answer before the final coordinator sample, so regions' reports
 /// (every 100 ms) include the last sales.
@@ -69,11 +68,23 @@ pub async fn run(cfg: Config) -> Result<Report, Error> {
         .clone()
         .map(|c| CoordinatorClient::new(c, cfg.product))
         .transpose()?;
+    // The baseline sample (the initial split, before any buyer) that units moved count from.
+    let mut problems = Vec::new();
+    let baseline = match &coordinator {
+        Some(c) => match c.sample(0.0).await {
+            Ok(s) => vec![s],
+            Err(e) => {
+                problems.push(format!("baseline coordinator sample failed: {e}"));
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
     let t0 = Instant::now();
     let rec = Arc::new(Recorder::new(t0, names.len()));
     let stop = CancellationToken::new();
     let side = CancellationToken::new();
-    let samples = Arc::new(Mutex::new(Vec::new()));
+    let samples = Arc::new(Mutex::new(baseline));
     let sampler = coordinator.clone().map(|c| {
         let sellout = cfg.stop_on_sellout.then(|| stop.clone());
         tokio::spawn(sample_loop(
@@ -107,7 +118,6 @@ pub async fn run(cfg: Config) -> Result<Report, Error> {
         tokio::time::sleep(SETTLE).await;
     }
     side.cancel();
-    let mut problems = Vec::new();
     if let Some(s) = sampler {
         if let Ok(out) = s.await {
             if let Some(first) = out.first_error {
@@ -160,8 +170,17 @@ pub async fn run(cfg: Config) -> Result<Report, Error> {
 
 /// Launches every arrival at its intended time, never waiting for earlier buyers.
 async fn launch_arrivals(cfg: &Config, ctx: &Arc<Ctx>, tracker: &TaskTracker) {
-    let schedule = ArrivalSchedule::from_config(cfg);
-    let mut picker = RegionPicker::from_config(cfg);
+    let schedule = ArrivalSchedule {
+        spike_rate: cfg.spike_rate,
+        spike_secs: cfg.spike_secs,
+        rate: cfg.rate,
+        duration_secs: cfg.duration_secs,
+    };
+    let mut picker = RegionPicker::new(
+        &cfg.region_names(),
+        &cfg.weights,
+        cfg.shift.as_ref().map(|s| (s.at_secs, &s.weights)),
+    );
     let live = &ctx.rec.live;
     let t0 = ctx.rec.t0();
     let cap = cfg.concurrency_cap as u64;
@@ -200,22 +219,29 @@ async fn buyer(ctx: Arc<Ctx>, region: usize, user: i64, arrival: Instant) {
         } else {
             InFlight::enter(&live.in_flight)
         };
+        let sent = Instant::now();
         let answer = ctx.client.purchase(region, user).await;
         drop(guard);
+        tries += 1;
         let now = Instant::now();
-        let status = answer.status;
-        ctx.rec
-            .request(region, status, now - intended, now, answer.order_id);
-        if !is_retryable(status) || tries >= ctx.retries || ctx.stop.is_cancelled() {
-            ctx.rec.outcome(region, status, now - arrival);
+        let this = Try {
+            region,
+            status: answer.status,
+            awaiting_stock: answer.awaiting_stock,
+            intended,
+            sent,
+            answered: now,
+        };
+        ctx.rec.request(&this, answer.order_id);
+        if !is_retryable(this.status) || tries > ctx.retries || ctx.stop.is_cancelled() {
+            ctx.rec.outcome(&this, arrival, tries);
             return;
         }
-        tries += 1;
         let pause = backoff(ctx.backoff, rand::random::<f64>());
         intended = now + pause;
         tokio::select! {
             _ = ctx.stop.cancelled() => {
-                ctx.rec.outcome(region, status, now - arrival);
+                ctx.rec.outcome(&this, arrival, tries);
                 return;
             }
             _ = tokio::time::sleep(pause) => {}

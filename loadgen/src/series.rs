@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 /// One region in one coordinator sample (values are None while the region does not report).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RegionSample {
+    /// `G`: units the coordinator has granted the region so far, the initial split included
+    /// (never decreases; what feeds the units-moved measure).
+    #[serde(default)]
+    pub granted: i64,
     /// Units the region can still sell, as it reported.
     pub available: Option<i64>,
     /// Units it sold, as it reported.
@@ -86,8 +90,8 @@ mod tests {
         let region = |available, alive| RegionSample {
             available: Some(available),
             sold: Some(0),
-            demand: 0.0,
             alive,
+            ..RegionSample::default()
         };
         s.regions.insert("east".into(), region(7, true));
         s.regions.insert("south".into(), region(3, true));

@@ -273,6 +273,7 @@ mod tests {
                         sold: Some(i * 3),
                         demand: 50.0 + i as f64,
                         alive: true,
+                        granted: 100,
                     };
                     s.regions.insert(name.into(), rs);
                 }

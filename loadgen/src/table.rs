@@ -2,13 +2,14 @@
 
 use std::fmt::Write;
 
+use crate::quality::Quality;
 use crate::report::Report;
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "n/a".to_string(), |v| v.to_string())
 }
 
-/// Renders `r` as the summary and per-region tables.
+/// Renders `r` as the summary, the sale-quality block and the per-region tables.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let w = &mut s;
@@ -18,24 +19,7 @@ pub fn render(r: &Report) -> String {
         "  attempts {:>9}  ({:.1}/s)   buyers {}   dropped by client {}",
         r.attempts, r.attempts_per_sec, r.buyers, r.dropped_by_client
     );
-    let _ = writeln!(
-        w,
-        "  orders   {:>9}  ({:.1}/s)   sell-out {}",
-        r.orders,
-        r.orders_per_sec,
-        r.sellout_s
-            .map_or_else(|| "not reached".to_string(), |t| format!("at {t:.2} s"))
-    );
-    let pct = r
-        .false_sold_out_pct
-        .map_or_else(String::new, |p| format!(" ({p:.2} % of answers)"));
-    let _ = writeln!(
-        w,
-        "  stranded {}   false sold-outs {}{}",
-        opt(r.stranded),
-        opt(r.false_sold_outs),
-        pct
-    );
+    let _ = writeln!(w, "  orders   {:>9}  ({:.1}/s)", r.orders, r.orders_per_sec);
     let _ = writeln!(
         w,
         "  oversold {} (must be 0)   lost orders {} (must be 0)   audit: {}",
@@ -53,10 +37,11 @@ pub fn render(r: &Report) -> String {
     for p in &r.problems {
         let _ = writeln!(w, "  problem: {p}");
     }
+    quality(w, &r.quality);
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "{:<10} {:>9} {:>7} {:>9} {:>9} {:>9}  requests by status",
+        "{:<10} {:>9} {:>7} {:>9} {:>9} {:>9}  requests by status (latency from intended send)",
         "region", "attempts", "orders", "p50 ms", "p99 ms", "p99.9 ms"
     );
     for (name, x) in &r.regions {
@@ -93,6 +78,52 @@ pub fn render(r: &Report) -> String {
         }
     }
     s
+}
+
+/// The sale-quality block: one line per shared measure, then buyer latency per region.
+fn quality(w: &mut String, q: &Quality) {
+    let m = &q.measures;
+    let sellout = match (m.sellout_s, q.stranded()) {
+        (Some(t), _) => format!("{t:.2} s"),
+        (None, Some(_)) => "not reached".to_string(),
+        (None, None) => "n/a (no books)".to_string(),
+    };
+    let _ = writeln!(w);
+    let _ = writeln!(w, "sale quality");
+    let _ = writeln!(w, "  time to sell-out        {sellout}");
+    let _ = writeln!(
+        w,
+        "  FCFS inversions         {} ({:.2} % of {} buyers)",
+        m.fcfs_inversions, m.fcfs_inversion_pct, m.buyers
+    );
+    let _ = writeln!(w, "  stranded units          {}", opt(q.stranded()));
+    let _ = writeln!(
+        w,
+        "  false 410s              {} ({:.2} % of answers)",
+        m.false_sold_outs, m.false_sold_out_pct
+    );
+    let _ = writeln!(
+        w,
+        "  503 awaiting_stock      {} ({:.2} per order)",
+        m.awaiting_answers, m.awaiting_per_order
+    );
+    let _ = writeln!(w, "  units moved             {}", opt(q.units_moved()));
+    let writes = q
+        .ledger_writes_per_s()
+        .map_or_else(|| "n/a (not exposed)".to_string(), |x| format!("{x:.1}"));
+    let _ = writeln!(w, "  ledger writes/s         {writes}");
+    let _ = writeln!(
+        w,
+        "  {:<10} {:>8} {:>8} {:>10} {:>10}  buyer-perceived: arrival → final answer",
+        "region", "buyers", "orders", "p50 ms", "p99 ms"
+    );
+    for x in &m.regions {
+        let _ = writeln!(
+            w,
+            "  {:<10} {:>8} {:>8} {:>10.1} {:>10.1}",
+            x.region, x.buyers, x.orders, x.p50_ms, x.p99_ms
+        );
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +164,11 @@ mod tests {
         assert!(t
             .lines()
             .any(|l| l.starts_with("east") && l.contains("410")));
+        // A default report measured nothing: every measure without a source says so.
+        assert!(t.contains("time to sell-out        n/a (no books)"), "{t}");
+        assert!(t.contains("stranded units          n/a"));
+        assert!(t.contains("units moved             n/a"));
+        assert!(t.contains("FCFS inversions         0 (0.00 % of 0 buyers)"));
+        assert!(t.contains("ledger writes/s         n/a"));
     }
 }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use crate::analysis::oversold;
 use crate::series::Sample;
 
 /// One region's Postgres, as read after the run.
@@ -30,9 +29,27 @@ pub(crate) struct RegionBooks {
     pub missing: u64,
 }
 
+/// The sale's books at the end: what was on sale and what sold, from the best source read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Books {
+    /// Units on sale.
+    pub total: i64,
+    /// Units sold, all regions.
+    pub sold: i64,
+}
+
+impl Books {
+    /// Units sold beyond the total; must be 0.
+    pub(crate) fn oversold(self) -> i64 {
+        (self.sold - self.total).max(0)
+    }
+}
+
 /// What verification concluded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Findings {
+    /// The books (None: neither every region's Postgres nor a coordinator sample was read).
+    pub books: Option<Books>,
     /// Acknowledged orders missing from Postgres (None: no region checked).
     pub lost_orders: Option<u64>,
     /// Units sold beyond the total (None: nothing to compute it from).
@@ -153,12 +170,17 @@ pub(crate) fn combine(
         .as_ref()
         .and_then(|all| all.iter().find_map(|b| b.total))
         .or(final_sample.map(|s| s.total));
-    f.oversold = match (all_read, pg_total) {
-        (Some(all), Some(total)) if !all.is_empty() => {
-            Some(oversold(total, all.iter().map(|b| b.sold).sum()))
-        }
-        _ => final_sample.map(|s| oversold(s.total, s.sold())),
+    f.books = match (all_read, pg_total) {
+        (Some(all), Some(total)) if !all.is_empty() => Some(Books {
+            total,
+            sold: all.iter().map(|b| b.sold).sum(),
+        }),
+        _ => final_sample.map(|s| Books {
+            total: s.total,
+            sold: s.sold(),
+        }),
     };
+    f.oversold = f.books.map(Books::oversold);
     f
 }
 
@@ -192,6 +214,13 @@ mod tests {
         let f = combine(&orders(), &b, None);
         assert_eq!(f.lost_orders, Some(1));
         assert_eq!(f.oversold, Some(0));
+        assert_eq!(
+            f.books,
+            Some(Books {
+                total: 100,
+                sold: 100
+            })
+        );
         assert!(f.problems.is_empty());
     }
 

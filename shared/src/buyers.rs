@@ -1,16 +1,22 @@
-//! Open-loop arrival math: WHEN each buyer arrives and WHICH region it goes to.
+//! The buyer model shared by the load generator (real buyers over HTTP) and the simulator
+//! (modelled buyers in virtual time), so both play exactly the same sale: WHEN each buyer
+//! arrives, WHICH region it goes to, and which answers it retries after what pause.
 //!
-//! Pure and deterministic. Arrivals are evenly spaced at the rate in force (a spike at the
+//! Arrivals are pure and deterministic. Arrivals are evenly spaced at the rate in force (a spike at the
 //! start, then the steady rate), so arrival `i` has a fixed intended time that does not depend
 //! on how fast the servers answer — the property that avoids coordinated omission. Regions are
 //! chosen by smooth weighted round-robin, so any window of `Σ weights` consecutive arrivals
 //! splits exactly by the weights.
 
-use crate::config::{Config, Weights};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Demand weight per region name (e.g. `east=70,south=20,north=10`); empty means equal.
+pub type Weights = BTreeMap<String, u32>;
 
 /// Intended arrival times: `spike_rate` for `spike_secs`, then `rate`, until `duration_secs`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct ArrivalSchedule {
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArrivalSchedule {
     /// Buyers per second during the spike.
     pub spike_rate: f64,
     /// Spike length in seconds.
@@ -22,18 +28,8 @@ pub(crate) struct ArrivalSchedule {
 }
 
 impl ArrivalSchedule {
-    /// The schedule a config asks for.
-    pub(crate) fn from_config(c: &Config) -> ArrivalSchedule {
-        ArrivalSchedule {
-            spike_rate: c.spike_rate,
-            spike_secs: c.spike_secs,
-            rate: c.rate,
-            duration_secs: c.duration_secs,
-        }
-    }
-
     /// Seconds after the start at which arrival `i` (0-based) is due; None once past the end.
-    pub(crate) fn offset(&self, i: u64) -> Option<f64> {
+    pub fn offset(&self, i: u64) -> Option<f64> {
         let i = i as f64;
         // A zero spike rate means no spike: the steady rate starts at once.
         let spike_secs = if self.spike_rate > 0.0 {
@@ -52,9 +48,8 @@ impl ArrivalSchedule {
         (t < self.duration_secs).then_some(t)
     }
 
-    /// How many arrivals the whole schedule holds (the tests check the schedule with it).
-    #[cfg(test)]
-    pub(crate) fn total(&self) -> u64 {
+    /// How many arrivals the whole schedule holds.
+    pub fn total(&self) -> u64 {
         // Offsets grow with i, so count by bisection instead of walking millions of arrivals.
         let (mut lo, mut hi) = (0u64, 1u64);
         while self.offset(hi - 1).is_some() {
@@ -76,7 +71,7 @@ impl ArrivalSchedule {
 
 /// Picks the region of each arrival from the weights in force at its intended time.
 #[derive(Debug, Clone)]
-pub(crate) struct RegionPicker {
+pub struct RegionPicker {
     /// (start second, weight per region index), by start time.
     phases: Vec<(f64, Vec<i64>)>,
     phase: usize,
@@ -85,11 +80,7 @@ pub(crate) struct RegionPicker {
 
 impl RegionPicker {
     /// A picker over `regions` (report order) with the config's weights and optional shift.
-    pub(crate) fn new(
-        regions: &[String],
-        weights: &Weights,
-        shift: Option<(f64, &Weights)>,
-    ) -> Self {
+    pub fn new(regions: &[String], weights: &Weights, shift: Option<(f64, &Weights)>) -> Self {
         let vector = |w: &Weights| -> Vec<i64> {
             regions
                 .iter()
@@ -113,17 +104,8 @@ impl RegionPicker {
         }
     }
 
-    /// The picker a config asks for.
-    pub(crate) fn from_config(c: &Config) -> Self {
-        RegionPicker::new(
-            &c.region_names(),
-            &c.weights,
-            c.shift.as_ref().map(|s| (s.at_secs, &s.weights)),
-        )
-    }
-
     /// Region index for an arrival due at `t` seconds (calls must come in time order).
-    pub(crate) fn pick(&mut self, t: f64) -> usize {
+    pub fn pick(&mut self, t: f64) -> usize {
         while self.phase + 1 < self.phases.len() && t >= self.phases[self.phase + 1].0 {
             self.phase += 1;
             self.current.iter_mut().for_each(|c| *c = 0);
@@ -142,10 +124,39 @@ impl RegionPicker {
     }
 }
 
+// --- Retries -------------------------------------------------------------------------------
+//
+// 503 (a dependency down, Redis being rebuilt, or stock on its way) and 429 (rate limited) are
+// transient; 410 is retried too because the coordinator may move stock into a sold-out region.
+// Everything else is final: 201 bought, 409 already bought, 403 sale closed, 421 wrong region,
+// 4xx/5xx otherwise, and transport errors (status 0), which a real client would surface.
+
+/// Status used for an answer that never arrived (connect error, timeout).
+pub const TRANSPORT_ERROR: u16 = 0;
+
+/// Whether a buyer that got `status` tries again (if it has tries left).
+pub fn is_retryable(status: u16) -> bool {
+    matches!(status, 503 | 429 | 410)
+}
+
+/// Pause before a retry: `base` scaled by `0.5 + u` for a uniform `u` in `[0, 1)`, so retries of
+/// buyers that failed together spread out instead of arriving together again.
+pub fn backoff(base: Duration, u: f64) -> Duration {
+    base.mul_f64(0.5 + u.clamp(0.0, 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_weights;
+
+    fn parse_weights(s: &str) -> Option<Weights> {
+        s.split(',')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
 
     fn sched() -> ArrivalSchedule {
         ArrivalSchedule {
@@ -257,5 +268,24 @@ mod tests {
         }
         assert_eq!(a, [700, 200, 100]);
         assert_eq!(b, [100, 200, 700]);
+    }
+
+    #[test]
+    fn classification() {
+        for s in [503, 429, 410] {
+            assert!(is_retryable(s), "{s}");
+        }
+        for s in [201, 409, 403, 421, 400, 404, 500, TRANSPORT_ERROR] {
+            assert!(!is_retryable(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn backoff_is_jittered_around_base() {
+        let base = Duration::from_millis(50);
+        assert_eq!(backoff(base, 0.0), Duration::from_millis(25));
+        assert_eq!(backoff(base, 0.5), Duration::from_millis(50));
+        assert!(backoff(base, 0.999) < Duration::from_millis(75));
+        assert_eq!(backoff(base, 7.0), Duration::from_millis(75));
     }
 }
