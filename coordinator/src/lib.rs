@@ -4,11 +4,13 @@
 //! * `store` — reads and writes of the ledger. Every write is one etcd transaction that
 //!   compares the revision it read (compare-and-swap) and this instance's leadership fence, so
 //!   concurrent writers can never lose each other's updates or create units.
-//! * `snapshot` — [`LedgerSnapshot`], one product's counters (`G`, `R`, reports) at one
+//! * `snapshot` — [`LedgerSnapshot`] (defined in [`quota_shared::round`], so the simulator
+//!   runs the same round), one product's counters (`G`, `R`, reports) at one
 //!   revision: what every decision is made from.
 //! * `cas` — the one re-read-and-retry loop for compare-and-swap writes and the audit's cut.
 //! * `escrow` — [`Escrow`], the operations, split by concern: `lifecycle` (create, split,
-//!   policy, restock, end, drain), `rebalance` (the round: pure `round`, I/O, movable stock),
+//!   policy, restock, end, drain), `rebalance` (the round's I/O and movable stock around the pure
+//!   [`quota_shared::round`]),
 //!   `status`, `audit` (I/O, pure `verdict`).
 //! * `leader` — leader election; the leader runs a rebalance round per product every 100 ms.
 //! * `api` — the authenticated admin API that `quotactl` talks to; standbys forward writes

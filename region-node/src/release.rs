@@ -21,6 +21,7 @@
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use quota_shared::keys;
 use quota_shared::model::{ReleasePublished, ReleaseRequest};
+use quota_shared::region_steps::{release_step, release_taken, ReleaseStep};
 
 use crate::db::DbError;
 use crate::state::AppState;
@@ -52,13 +53,17 @@ pub(crate) async fn handle(
         return Ok(0);
     };
     let available = locked.row().available();
-    if locked.release_handled(&req.request_id).await? {
-        locked.commit().await?;
-        return Ok(0);
-    }
-    let want = req.amount.clamp(0, available.max(0));
+    let handled = locked.release_handled(&req.request_id).await?;
+    let want = match release_step(handled, req.amount, available) {
+        ReleaseStep::AlreadyHandled => {
+            locked.commit().await?;
+            return Ok(0);
+        }
+        ReleaseStep::Take(want) => want,
+    };
+    // Redis takes `min(want, its tokens)` atomically: the shared `release_taken` step.
     let taken = if want > 0 {
-        st.stock.take(product_id, want).await?
+        release_taken(want, st.stock.take(product_id, want).await?)
     } else {
         0
     };

@@ -1,22 +1,19 @@
 //! The leader's rebalance round for one product: read a ledger snapshot, publish the stock that
 //! could still move to each region, let the policy plan grants and releases (plus the releases
 //! drains need), and write them with one compare-and-swap. The decisions are the pure
-//! functions of [`round`]; this module is the I/O around them.
-
-mod round;
-#[cfg(test)]
-mod tests;
+//! functions of [`quota_shared::round`] (shared with the simulator); this module is the I/O
+//! around them.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use quota_shared::policy::{plan, Move, RegionState};
+use quota_shared::round::{apply_moves, drain_moves, movable, region_states};
 
 use crate::cas::{Attempt, LEDGER_WRITE};
 use crate::error::CoordError;
 use crate::escrow::Escrow;
 use crate::snapshot::LedgerSnapshot;
-use round::{apply_moves, drain_moves, movable, region_states};
 
 /// How long published movable stock counts as fresh without a change: regions treat a value
 /// much older than this as unknown.
@@ -38,7 +35,8 @@ impl Escrow {
                 if moves.is_empty() {
                     return Ok(Attempt::Done(moves));
                 }
-                let (ledger, requests, kept) = apply_moves(&snap, moves);
+                let (ledger, requests, kept) =
+                    apply_moves(&snap, moves, || uuid::Uuid::now_v7().to_string());
                 if kept.is_empty() {
                     return Ok(Attempt::Done(kept));
                 }

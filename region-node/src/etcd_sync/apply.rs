@@ -6,7 +6,7 @@
 use etcd_client::{Client, KeyValue};
 use quota_shared::keys::{self, Key};
 use quota_shared::model::{Movable, ProductSpec};
-use quota_shared::reconcile::grant_increment;
+use quota_shared::region_steps;
 
 use super::error::SyncError;
 use super::releases::Pending;
@@ -103,9 +103,10 @@ async fn apply_grant(
     }
     let applied = st.db.apply_grant(product_id, grant).await?;
     let (before, after) = (applied.before, applied.after);
-    let added = grant_increment(before, grant.units());
-    if added > 0 {
-        debug_assert_eq!(after, before + added);
+    // Postgres ran `g := GREATEST(g, G)`; the shared step is the same arithmetic.
+    let step = region_steps::apply_grant(before, grant.units());
+    if step.added() > 0 {
+        debug_assert_eq!(after, step.after);
         metrics::counter!("quota_grants_applied_total").increment(1);
         tracing::info!(product_id, before, after, "grant applied");
         st.reconcile_now.notify_one();

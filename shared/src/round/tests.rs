@@ -1,10 +1,18 @@
 //! The pure round, without etcd.
 
-use quota_shared::model::{ReleasePublished, ReleaseRequest};
-use quota_shared::policy::Move;
+use super::fixture::snapshot;
+use super::{apply_moves, drain_moves, initial_movable, region_states};
+use crate::model::{Ledger, ReleasePublished, ReleaseRequest};
+use crate::policy::{Move, PolicyKind};
 
-use super::round::{apply_moves, drain_moves, region_states};
-use crate::snapshot::fixture::snapshot;
+/// Request ids for tests: a counter, like the simulator's.
+fn ids() -> impl FnMut() -> String {
+    let mut n = 0;
+    move || {
+        n += 1;
+        format!("req-{n}")
+    }
+}
 
 #[test]
 fn dead_and_silent_regions_are_not_alive() {
@@ -31,7 +39,7 @@ fn grants_never_exceed_the_pool_and_skip_dead_regions() {
             units: 1,
         },
     ];
-    let (ledger, _, kept) = apply_moves(&r, moves);
+    let (ledger, _, kept) = apply_moves(&r, moves, ids());
     assert_eq!(kept.len(), 1);
     assert_eq!(ledger.granted["east"], 65);
     assert_eq!(ledger.granted["north"], 50);
@@ -53,7 +61,7 @@ fn one_outstanding_release_per_region() {
         units: 3,
     }];
     assert!(
-        apply_moves(&r, m.clone()).2.is_empty(),
+        apply_moves(&r, m.clone(), ids()).2.is_empty(),
         "a is still pending"
     );
     r.published.insert(
@@ -63,7 +71,7 @@ fn one_outstanding_release_per_region() {
             last_request: Some("a".into()),
         },
     );
-    let (_, reqs, kept) = apply_moves(&r, m);
+    let (_, reqs, kept) = apply_moves(&r, m, ids());
     assert_eq!(kept.len(), 1);
     assert_eq!(reqs["east"].amount, 3);
 }
@@ -81,4 +89,23 @@ fn drain_releases_everything_unsold() {
             units: 40
         }]
     );
+}
+
+#[test]
+fn a_new_sale_can_move_its_pool_and_every_initial_grant() {
+    let ledger = Ledger {
+        total: 100,
+        granted: [("east".to_string(), 30), ("south".to_string(), 20)].into(),
+        ..Ledger::default()
+    };
+    let m = initial_movable(&ledger, 7);
+    assert_eq!(m.pool, 50);
+    assert_eq!(m.elsewhere("east"), 70);
+    assert_eq!(m.elsewhere("north"), 100);
+    assert_eq!(m.at_ms, 7);
+    let fixed = Ledger {
+        policy: PolicyKind::Static,
+        ..ledger
+    };
+    assert_eq!(initial_movable(&fixed, 7).elsewhere("north"), 0);
 }

@@ -1,19 +1,29 @@
-//! One rebalance round as pure functions: the ledger snapshot → the policy's input, and the
-//! policy's moves → the new ledger and release requests. The I/O around them lives in the
-//! parent module; these are unit-tested without etcd.
+//! One rebalance round as pure functions: the ledger snapshot ([`LedgerSnapshot`]) → the
+//! policy's input, and the policy's moves → the new ledger and release requests.
+//!
+//! The coordinator wraps them in etcd I/O (read, compare-and-swap write); the simulator
+//! (`quota-sim`) wraps them in its modelled etcd. Both therefore run the very same decisions,
+//! and these are unit-tested here without either.
+
+mod snapshot;
+
+#[doc(hidden)]
+pub mod fixture;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
-use quota_shared::model::{Ledger, Movable, ReleaseRequest};
-use quota_shared::policy::PolicyKind;
-use quota_shared::policy::{Move, RegionState};
+use crate::model::{Ledger, Movable, ReleaseRequest};
+use crate::policy::PolicyKind;
+use crate::policy::{Move, RegionState};
 
-use crate::snapshot::LedgerSnapshot;
+pub use snapshot::LedgerSnapshot;
 
 /// The policy's view of every region. A region counts as alive only with a live heartbeat, a
 /// report, and no drain in progress: the coordinator never grants to, or counts on releases
 /// from, a region it cannot hear.
-pub(crate) fn region_states(snap: &LedgerSnapshot) -> Vec<RegionState> {
+pub fn region_states(snap: &LedgerSnapshot) -> Vec<RegionState> {
     snap.regions()
         .into_iter()
         .map(|r| {
@@ -43,7 +53,7 @@ pub(crate) fn region_states(snap: &LedgerSnapshot) -> Vec<RegionState> {
 /// What could still move to a region that sold out locally (see [`Movable`]): under the
 /// static policy nothing moves; otherwise the pool (with releases still in transit to it) and
 /// every live region's unsold units.
-pub(crate) fn movable(snap: &LedgerSnapshot, states: &[RegionState], at_ms: i64) -> Movable {
+pub fn movable(snap: &LedgerSnapshot, states: &[RegionState], at_ms: i64) -> Movable {
     if snap.ledger.policy == PolicyKind::Static {
         return Movable {
             at_ms,
@@ -67,9 +77,27 @@ pub(crate) fn movable(snap: &LedgerSnapshot, states: &[RegionState], at_ms: i64)
     }
 }
 
+/// What could move at the moment a sale is created (written with it, so a region learns it
+/// together with the spec and never answers a false "sold out" before the first round): the
+/// pool and every region's initial grant; nothing under the static policy.
+pub fn initial_movable(ledger: &Ledger, at_ms: i64) -> Movable {
+    if ledger.policy == PolicyKind::Static {
+        return Movable {
+            at_ms,
+            ..Movable::default()
+        };
+    }
+    let granted: i64 = ledger.granted.values().sum();
+    Movable {
+        pool: (ledger.total - granted).max(0),
+        regions: ledger.granted.clone(),
+        at_ms,
+    }
+}
+
 /// Releases that drain the regions being drained: everything they have unsold, once any earlier
 /// request has been handled.
-pub(crate) fn drain_moves(snap: &LedgerSnapshot, states: &[RegionState]) -> Vec<Move> {
+pub fn drain_moves(snap: &LedgerSnapshot, states: &[RegionState]) -> Vec<Move> {
     states
         .iter()
         .filter(|s| snap.draining.contains(&s.name) && snap.alive.contains(&s.name))
@@ -84,9 +112,14 @@ pub(crate) fn drain_moves(snap: &LedgerSnapshot, states: &[RegionState]) -> Vec<
 /// Applies moves to the ledger read: grants raise `G` (never past the pool — checked again
 /// here, whatever the policy said), releases become new requests (only where no earlier request
 /// is still unhandled). Returns the new ledger, the requests to write, and the moves kept.
-pub(crate) fn apply_moves(
+///
+/// `request_id` names each new release request; it must never repeat, because a region
+/// handles each id exactly once. The coordinator passes UUIDv7s, the simulator a counter (so
+/// its runs stay deterministic).
+pub fn apply_moves(
     snap: &LedgerSnapshot,
     moves: Vec<Move>,
+    mut request_id: impl FnMut() -> String,
 ) -> (Ledger, BTreeMap<String, ReleaseRequest>, Vec<Move>) {
     let mut ledger = snap.ledger.clone();
     let mut pool = snap.pool();
@@ -109,7 +142,7 @@ pub(crate) fn apply_moves(
                 requests.insert(
                     region.clone(),
                     ReleaseRequest {
-                        request_id: uuid::Uuid::now_v7().to_string(),
+                        request_id: request_id(),
                         amount: *units,
                     },
                 );
