@@ -7,11 +7,18 @@
 //! paused, partitioned, etcd unreachable) the key disappears, a standby wins, and any write the
 //! old leader still attempts fails the fence compare — it notices, drops its fence and
 //! campaigns again. A standby carries on from etcd alone: the ledger holds all state.
+//!
+//! Besides the period, the leader runs a product's round the moment a region publishes a
+//! release of it (a watch on the regions' release keys): the units just returned to the pool
+//! are granted to the region waiting for them at once, not up to one period later. The watch
+//! only makes rounds earlier; a round is safe whenever it runs, and if the watch fails the
+//! period carries on alone.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use quota_shared::keys;
+use etcd_client::{EventType, GetOptions, WatchOptions, WatchStream};
+use quota_shared::keys::{self, Key};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CoordError;
@@ -110,8 +117,7 @@ impl Leader {
 
         let mut tick = tokio::time::interval(self.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ids: Vec<i64> = Vec::new();
-        let mut ids_age = 0u32;
+        let mut releases = watch_releases(&mut c).await;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -121,22 +127,82 @@ impl Leader {
                     return Ok(());
                 }
                 _ = lost.cancelled() => return Err(CoordError::Unavailable("lease lost while leading".into())),
-                _ = tick.tick() => {
-                    if ids_age == 0 {
-                        ids = self.escrow.store.product_ids().await?;
-                    }
-                    ids_age = (ids_age + 1) % 10;
-                    for id in &ids {
-                        match self.escrow.round(*id).await {
-                            Ok(_) => {}
-                            Err(CoordError::NotLeader) => return Err(CoordError::NotLeader),
-                            Err(e) => tracing::warn!(product_id = id, error = %e, "rebalance round failed"),
+                released = next_release(&mut releases) => match released {
+                    Some(products) => {
+                        for id in products {
+                            self.round(id).await?;
                         }
+                    }
+                    // The watch ended: rounds keep their period; watch again next tick.
+                    None => releases = None,
+                },
+                _ = tick.tick() => {
+                    // Every tick: a new sale gets its first round (and movable stock) at once.
+                    let ids = self.escrow.store.product_ids().await?;
+                    if releases.is_none() {
+                        releases = watch_releases(&mut c).await;
+                    }
+                    for id in ids {
+                        self.round(id).await?;
                     }
                 }
             }
         }
     }
+
+    /// One product's round; only a lost leadership ends the term.
+    async fn round(&self, id: i64) -> Result<(), CoordError> {
+        match self.escrow.round(id).await {
+            Ok(_) => Ok(()),
+            Err(CoordError::NotLeader) => Err(CoordError::NotLeader),
+            Err(e) => {
+                tracing::warn!(product_id = id, error = %e, "rebalance round failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A watch on every region's published releases (`regions/{r}/releases/{p}`), from now on.
+/// `None` if it cannot be set up (the period still drives every round).
+async fn watch_releases(c: &mut etcd_client::Client) -> Option<WatchStream> {
+    let now = c
+        .get(
+            keys::regions_prefix(),
+            Some(GetOptions::new().with_count_only()),
+        )
+        .await
+        .ok()?
+        .header()?
+        .revision();
+    let opts = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(now + 1);
+    c.watch(keys::regions_prefix(), Some(opts)).await.ok()
+}
+
+/// The products whose release a region just published (empty when the events were other
+/// region keys: reports, heartbeats); `None` when the watch ended.
+async fn next_release(watch: &mut Option<WatchStream>) -> Option<Vec<i64>> {
+    let Some(stream) = watch else {
+        return std::future::pending().await;
+    };
+    let resp = stream.message().await.ok()??;
+    if resp.canceled() {
+        return None;
+    }
+    let mut products: Vec<i64> = resp
+        .events()
+        .iter()
+        .filter(|e| e.event_type() == EventType::Put)
+        .filter_map(|e| match Key::parse_bytes(e.kv()?.key()) {
+            Some(Key::RegionRelease { product_id, .. }) => Some(product_id),
+            _ => None,
+        })
+        .collect();
+    products.sort_unstable();
+    products.dedup();
+    Some(products)
 }
 
 /// Aborts a task when dropped (the keep-alive of a finished term).

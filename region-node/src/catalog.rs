@@ -16,6 +16,7 @@ use quota_shared::availability::{Ask, Availability, AvailabilityState};
 use quota_shared::model::ProductSpec;
 
 use crate::db::{CumulativeGrant, QuotaRow};
+use crate::waitroom::WaitRoom;
 
 /// One product and its in-process state.
 pub(crate) struct ProductEntry {
@@ -33,6 +34,8 @@ pub(crate) struct ProductEntry {
     attempts: AtomicU64,
     /// The quota row as the reconciler last read it (reported to the coordinator).
     last_quota: Mutex<Option<QuotaRow>>,
+    /// Buyers waiting, first come first served, for stock on its way.
+    waitroom: WaitRoom,
 }
 
 impl ProductEntry {
@@ -44,6 +47,7 @@ impl ProductEntry {
             holding_seen: AtomicI64::new(0),
             attempts: AtomicU64::new(0),
             last_quota: Mutex::new(None),
+            waitroom: WaitRoom::new(),
         }
     }
 
@@ -62,9 +66,23 @@ impl ProductEntry {
         *self.last_quota.lock().expect("catalog lock poisoned") = Some(q);
     }
 
-    /// Applies one availability event (see [`AvailabilityState`]'s event methods).
+    /// Applies one availability event (see [`AvailabilityState`]'s event methods); if the
+    /// product is open afterwards, the buyer waiting at the head of the wait room is woken.
     pub(crate) fn update(&self, event: impl FnOnce(&mut AvailabilityState)) {
-        event(&mut self.availability.lock().expect("catalog lock poisoned"));
+        let open = {
+            let mut a = self.availability.lock().expect("catalog lock poisoned");
+            event(&mut a);
+            // Stock here is all that matters for "open"; region and clock are not consulted.
+            a.answer(Ask::BeforeAdmission, 0, "") == Availability::Open
+        };
+        if open && self.waitroom.waiting() > 0 {
+            self.waitroom.stock_arrived();
+        }
+    }
+
+    /// The product's wait room (see [`crate::waitroom`]).
+    pub(crate) fn waitroom(&self) -> &WaitRoom {
+        &self.waitroom
     }
 
     /// The availability rule's answer to `ask` for a buyer of `region` at `now_ms`.
@@ -142,7 +160,10 @@ impl Catalog {
         match map.get(&spec.product_id) {
             Some(e) => *e.spec.write().expect("catalog lock poisoned") = Arc::new(spec),
             None => {
-                map.insert(spec.product_id, Arc::new(ProductEntry::new(spec)));
+                let entry = ProductEntry::new(spec);
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                entry.update(|a| a.learned(now_ms));
+                map.insert(entry.spec().product_id, Arc::new(entry));
             }
         }
     }

@@ -39,6 +39,7 @@ mod server;
 mod state;
 mod stock;
 mod strategy;
+mod waitroom;
 
 pub use config::{Cli, Command, MigrateConfig, ServeConfig};
 pub use db::{DbError, Isolation};

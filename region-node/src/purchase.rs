@@ -95,7 +95,12 @@ async fn direct(
         .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))))
 }
 
-/// `redis-gate` / `group-commit`: the availability gate, Redis admission, then Postgres.
+/// Most buyers one product's wait room holds; more are answered 503 at once.
+const WAIT_ROOM_CAPACITY: usize = 10_000;
+
+/// `redis-gate` / `group-commit`: the availability gate, Redis admission, then Postgres. A
+/// buyer who finds the region out of stock *for now* waits in line for it (when
+/// `--await-stock-ms` allows; [`crate::waitroom`]) instead of hearing 503 at once.
 async fn gated(
     st: &Arc<AppState>,
     entry: Arc<ProductEntry>,
@@ -105,47 +110,25 @@ async fn gated(
 ) -> Result<Order, ApiError> {
     let spec = entry.spec();
     let gate = entry.answer(Ask::BeforeAdmission, now_ms(), &st.region);
-    let order = checked_order(st, &spec, product_id, req, gate)?;
-    let ticket = Ticket {
-        id: order.order_id.to_string(),
-        user_id: order.user_id,
-        quantity: req.quantity,
-    };
-    match st
-        .stock
-        .admit(product_id, &ticket, spec.per_user_limit)
-        .await
-    {
-        Err(e) => {
-            tracing::warn!(error = %e, "admission failed");
-            return Err(ApiError::Unavailable(
-                "the admission store (Redis) is unavailable; retry shortly".into(),
-            ));
-        }
-        Ok(AdmitOutcome::NotReady) => {
-            st.reconcile_now.notify_one();
-            return Err(ApiError::Unavailable(
-                "admission state is being rebuilt from the database; retry shortly".into(),
-            ));
-        }
-        Ok(AdmitOutcome::OverUserLimit { .. }) => {
-            let existing = st.db.order_of(req.user_id, product_id).await.ok().flatten();
-            return Err(ApiError::AlreadyPurchased { order_id: existing });
-        }
-        Ok(AdmitOutcome::Insufficient { remaining }) => {
-            return Err(short_here(st, &entry, |a| {
-                if remaining <= 0 {
-                    a.redis_empty();
-                }
-            }));
-        }
-        Ok(AdmitOutcome::Admitted { remaining }) => {
-            if remaining <= 0 {
-                entry.update(AvailabilityState::redis_empty);
+    let must_wait = gate == Availability::AwaitingStock || entry.waitroom().waiting() > 0;
+    let order = if st.await_stock.is_zero() {
+        let order = checked_order(st, &spec, product_id, req, gate)?;
+        admit(st, &entry, &spec, &order, req).await?;
+        order
+    } else if must_wait {
+        wait_and_admit(st, &entry, &spec, product_id, req).await?
+    } else {
+        let order = checked_order(st, &spec, product_id, req, gate)?;
+        match admit(st, &entry, &spec, &order, req).await {
+            Ok(()) => order,
+            // Out of stock here for now: join the line like everyone after us.
+            Err(ApiError::AwaitingStock) => {
+                wait_and_admit(st, &entry, &spec, product_id, req).await?
             }
+            Err(refused) => return Err(refused),
         }
-    }
-
+    };
+    let ticket = ticket_of(&order, req);
     // Admitted: the rest must run to completion even if the client goes away.
     entry.add_in_flight(ticket.quantity);
     let st2 = Arc::clone(st);
@@ -156,6 +139,89 @@ async fn gated(
     });
     task.await
         .unwrap_or_else(|e| Err(ApiError::Internal(format!("purchase task failed: {e}"))))
+}
+
+/// Waits in the product's line until this buyer is admitted, refused for good, or its
+/// deadline passes (then 503 awaiting_stock, as without waiting).
+async fn wait_and_admit(
+    st: &AppState,
+    entry: &ProductEntry,
+    spec: &ProductSpec,
+    product_id: i64,
+    req: &PurchaseRequest,
+) -> Result<NewOrder, ApiError> {
+    let deadline = tokio::time::Instant::now() + st.await_stock;
+    let Some(turn) = entry.waitroom().enter(deadline, WAIT_ROOM_CAPACITY).await else {
+        return Err(ApiError::AwaitingStock);
+    };
+    loop {
+        let gate = entry.answer(Ask::BeforeAdmission, now_ms(), &st.region);
+        if gate != Availability::AwaitingStock {
+            let order = checked_order(st, spec, product_id, req, gate)?;
+            match admit(st, entry, spec, &order, req).await {
+                Ok(()) => return Ok(order),
+                Err(ApiError::AwaitingStock) => {}
+                Err(refused) => return Err(refused),
+            }
+        }
+        if !turn.wait_for_stock(deadline).await {
+            return Err(ApiError::AwaitingStock);
+        }
+    }
+}
+
+/// The Redis ticket of `order`.
+fn ticket_of(order: &NewOrder, req: &PurchaseRequest) -> Ticket {
+    Ticket {
+        id: order.order_id.to_string(),
+        user_id: order.user_id,
+        quantity: req.quantity,
+    }
+}
+
+/// Redis admission of `order`: `Ok` when its units are taken (a ticket is in flight), else
+/// the refusal (`AwaitingStock` when out of stock here for now).
+async fn admit(
+    st: &AppState,
+    entry: &ProductEntry,
+    spec: &ProductSpec,
+    order: &NewOrder,
+    req: &PurchaseRequest,
+) -> Result<(), ApiError> {
+    let product_id = order.product_id;
+    match st
+        .stock
+        .admit(product_id, &ticket_of(order, req), spec.per_user_limit)
+        .await
+    {
+        Err(e) => {
+            tracing::warn!(error = %e, "admission failed");
+            Err(ApiError::Unavailable(
+                "the admission store (Redis) is unavailable; retry shortly".into(),
+            ))
+        }
+        Ok(AdmitOutcome::NotReady) => {
+            st.reconcile_now.notify_one();
+            Err(ApiError::Unavailable(
+                "admission state is being rebuilt from the database; retry shortly".into(),
+            ))
+        }
+        Ok(AdmitOutcome::OverUserLimit { .. }) => {
+            let existing = st.db.order_of(req.user_id, product_id).await.ok().flatten();
+            Err(ApiError::AlreadyPurchased { order_id: existing })
+        }
+        Ok(AdmitOutcome::Insufficient { remaining }) => Err(short_here(st, entry, |a| {
+            if remaining <= 0 {
+                a.redis_empty();
+            }
+        })),
+        Ok(AdmitOutcome::Admitted { remaining }) => {
+            if remaining <= 0 {
+                entry.update(AvailabilityState::redis_empty);
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Wall-clock milliseconds (the clock the leader stamps movable stock with).

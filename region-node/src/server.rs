@@ -141,6 +141,7 @@ impl RegionNode {
             failpoint: cfg.failpoint.clone().filter(|f| !f.is_empty()),
             admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
             home_regions: cfg.home_regions.clone(),
+            await_stock: Duration::from_millis(cfg.await_stock_ms),
             purchaser: Purchaser::new(cfg.strategy, db.clone(), cfg.region.clone()),
         });
 

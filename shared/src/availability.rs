@@ -11,7 +11,9 @@
 //! * **Stock elsewhere.** The leader publishes the units that could still move to each region
 //!   ([`Movable`]); a fresh value (at most [`MOVABLE_MAX_AGE_MS`] old) with units elsewhere makes
 //!   the answer "awaiting stock". A stale or missing value falls back to the local truth: sold
-//!   out.
+//!   out — except in the first [`MOVABLE_MAX_AGE_MS`] after the region learned of the product
+//!   (a new sale, or a node restart), before the leader's first value can have arrived: a
+//!   region with no units of its own yet must not tell the sale's first buyers it is over.
 //!
 //! This is a liveness/UX rule only: it decides between two refusals and never admits anybody
 //! (Redis and Postgres do). A stale "empty" flag costs a false refusal for at most one
@@ -59,6 +61,8 @@ pub struct AvailabilityState {
     restock_target: i64,
     /// What the leader last said could still move here.
     movable: Option<Movable>,
+    /// When this region learned of the product (wall-clock ms), if told.
+    learned_at_ms: Option<i64>,
 }
 
 impl AvailabilityState {
@@ -99,6 +103,12 @@ impl AvailabilityState {
         self.empty_here = true;
     }
 
+    /// The region learned of the product at `now_ms` (its spec arrived, or the node started
+    /// with it): until a movable value can have arrived, "nothing known" means "wait".
+    pub fn learned(&mut self, now_ms: i64) {
+        self.learned_at_ms.get_or_insert(now_ms);
+    }
+
     /// The leader published what could still move to each region.
     pub fn movable_seen(&mut self, movable: Movable) {
         self.movable = Some(movable);
@@ -109,10 +119,12 @@ impl AvailabilityState {
     /// tell, and the local truth — sold out — stands).
     fn stock_could_come(&self, region: &str, now_ms: i64) -> bool {
         self.restock_target > 0
-            || self
-                .movable
-                .as_ref()
-                .is_some_and(|m| now_ms - m.at_ms <= MOVABLE_MAX_AGE_MS && m.elsewhere(region) > 0)
+            || match &self.movable {
+                Some(m) => now_ms - m.at_ms <= MOVABLE_MAX_AGE_MS && m.elsewhere(region) > 0,
+                None => self
+                    .learned_at_ms
+                    .is_some_and(|t| now_ms - t <= MOVABLE_MAX_AGE_MS),
+            }
     }
 
     /// The answer for a buyer of `region` at wall-clock `now_ms`.
@@ -331,6 +343,32 @@ mod tests {
             Event::RedisEmpty => s.redis_empty(),
             Event::Movable(m) => s.movable_seen(m.clone()),
         }
+    }
+
+    #[test]
+    fn a_just_learned_product_waits_for_the_leaders_first_word() {
+        let mut s = AvailabilityState::new();
+        s.learned(1_000);
+        s.learned(4_000); // the first time counts
+        assert_eq!(
+            s.answer(Ask::ShortHere, 1_000, "east"),
+            Availability::AwaitingStock
+        );
+        assert_eq!(
+            s.answer(Ask::ShortHere, 1_000 + MOVABLE_MAX_AGE_MS, "east"),
+            Availability::AwaitingStock
+        );
+        assert_eq!(
+            s.answer(Ask::ShortHere, 1_001 + MOVABLE_MAX_AGE_MS, "east"),
+            Availability::SoldOut,
+            "no word from the leader for too long: the local truth stands"
+        );
+        // Once the leader has spoken, its word decides.
+        s.movable_seen(movable(0, 0, 0, 1_500));
+        assert_eq!(
+            s.answer(Ask::ShortHere, 1_600, "east"),
+            Availability::SoldOut
+        );
     }
 
     proptest! {

@@ -9,7 +9,13 @@
 //! * [`demand`] — the demand EWMA a region reports (purchase attempts per second).
 //! * [`reconcile`] — the pure arithmetic that re-derives Redis admission stock from Postgres.
 //! * [`policy`] — the pure rebalance policy: which grants and releases the coordinator issues.
+//! * [`round`] — one rebalance round over a ledger snapshot (the coordinator's and the
+//!   simulator's).
+//! * [`region_steps`] — a region's grant-apply and release decisions (the region node's and the
+//!   simulator's).
+//! * [`quality`] — one definition of every sale-quality measure (loadgen and simulator).
 //! * [`config`] — config-file loading shared by every binary (`--config FILE`).
+//! * [`buyers`] — the buyer model (arrivals, region choice, retries) of loadgen and simulator.
 //! * [`api`] — the JSON error envelope every HTTP service answers with.
 //! * [`wire`] — the typed HTTP contract between region nodes, coordinator, quotactl, loadgen.
 //!
@@ -18,6 +24,7 @@
 pub mod admission;
 pub mod api;
 pub mod availability;
+pub mod buyers;
 pub mod config;
 pub mod demand;
 mod error;
@@ -25,7 +32,10 @@ pub mod keys;
 pub mod ledger;
 pub mod model;
 pub mod policy;
+pub mod quality;
 pub mod reconcile;
+pub mod region_steps;
+pub mod round;
 pub mod shutdown;
 pub mod telemetry;
 pub mod wire;

@@ -32,7 +32,9 @@
 //!   is re-split among the others until no share is below the floor (if `S` cannot give every
 //!   region `floor`, the floor drops to `S / #alive`). Shares are rounded by largest
 //!   remainder (ties → smaller name), so targets sum to exactly `S`. With no demand at all,
-//!   `S` is split evenly.
+//!   `S` is split evenly — but only the pool moves: no region is asked to release units while
+//!   nobody is buying anywhere (a move without a demand signal helps no buyer, and it would
+//!   undo the operator's initial split before the sale has begun).
 //! * [`PolicyKind::Even`] — `S` split evenly, largest remainder (the first `S mod n` names get
 //!   one more).
 //! * [`PolicyKind::Static`] — the operator's split: a region with a `static_share` should
@@ -329,14 +331,17 @@ pub fn plan(
     let mut soft_surplus = Vec::new();
     let mut grants = vec![0i64; n];
     let mut releases = vec![0i64; n];
+    // Without any demand signal, moving units between regions cannot help anybody: the pool is
+    // still spread (evenly), but no region is asked to give back what the operator put there.
+    let may_release = !(kind == PolicyKind::Demand && demand.iter().all(|d| *d <= 0.0));
     for i in 0..n {
         let d = target[i].saturating_sub(position[i]);
         let out_of_band = endgame || d.abs() >= params.band(target[i]);
         if d > 0 && (out_of_band || position[i] == 0) {
             deficits.push((d, i));
-        } else if d < 0 && out_of_band {
+        } else if d < 0 && out_of_band && may_release {
             releases[i] = -d;
-        } else if d < 0 {
+        } else if d < 0 && may_release {
             soft_surplus.push((-d, i));
         }
     }

@@ -23,6 +23,7 @@ use std::time::Duration;
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
 use quota_shared::keys;
 use quota_shared::model::{Ledger, Movable, ProductSpec, ReleaseRequest};
+use quota_shared::round::initial_movable;
 
 use crate::error::CoordError;
 use crate::snapshot::LedgerSnapshot;
@@ -164,6 +165,12 @@ impl Store {
         for (r, g) in &ledger.granted {
             ops.push(TxnOp::put(keys::grant(r, p), g.to_string(), None));
         }
+        let movable = initial_movable(ledger, chrono::Utc::now().timestamp_millis());
+        ops.push(TxnOp::put(
+            keys::product_movable(p),
+            to_json(&movable),
+            None,
+        ));
         let cmp = Compare::create_revision(keys::product_spec(p), CompareOp::Equal, 0);
         if !self.fenced_txn(vec![cmp], ops).await? {
             return Err(CoordError::Conflict(format!("product {p} already exists")));

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, PutOptions};
-use quota_shared::keys;
+use quota_shared::keys::{self, Key};
 use quota_shared::model::RegionInfo;
 use tokio_util::sync::CancellationToken;
 
@@ -131,7 +131,10 @@ impl EtcdSync {
         let rev = resp
             .header()
             .map_or(0, etcd_client::ResponseHeader::revision);
-        let kvs: Vec<KeyValue> = resp.kvs().to_vec();
+        let mut kvs: Vec<KeyValue> = resp.kvs().to_vec();
+        // Specs first: a product's movable stock (and grants) mean something only once the
+        // product is in the catalog, and keys sort `…/movable` before `…/spec`.
+        kvs.sort_by_key(|kv| !matches!(Key::parse_bytes(kv.key()), Some(Key::ProductSpec(_))));
         for kv in &kvs {
             apply(&self.st, client, kv, pending).await?;
         }

@@ -30,10 +30,15 @@ pub(super) async fn report(
         };
         let Some(q) = entry.quota() else { continue };
         let attempts = entry.attempts();
-        let rate = demand
+        let attempts_rate = demand
             .entry(product_id)
             .or_insert_with(|| DemandEstimate::new(attempts, now))
             .observe(attempts, now);
+        // Buyers waiting in line for stock send no new attempts, yet they are the most certain
+        // demand there is: each counts as one attempt per time constant, the rate at which a
+        // buyer answered 503 would have come back.
+        let waiting = entry.waitroom().waiting() as f64;
+        let rate = attempts_rate + waiting / quota_shared::demand::TAU_S;
         metrics::gauge!("quota_demand_per_second", "product" => product_id.to_string()).set(rate);
         let report = RegionReport {
             granted: q.applied_grant,

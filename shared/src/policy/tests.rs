@@ -204,10 +204,12 @@ fn endgame_concentrates_in_the_hottest_region() {
     // S = 2 + 6 = 8 ≤ 10; b and c tie on demand, b is the smaller name.
     let p = plan(PolicyKind::Even, &params, 2, &regions);
     assert_eq!(p, vec![grant("b", 2), release("a", 2), release("c", 3)]);
-    // Not the endgame when nobody buys: the normal (here even, 1/1) split applies.
+    // Not the endgame when nobody buys: the normal (here even, 1/1) split applies (under
+    // the demand policy nothing would move at all without demand; see
+    // `without_any_demand_the_operators_split_is_not_undone`).
     let idle = [region("a", 2, 0.0), region("b", 0, 0.0)];
     assert_eq!(
-        plan(PolicyKind::Demand, &params, 0, &idle),
+        plan(PolicyKind::Even, &params, 0, &idle),
         vec![release("a", 1)]
     );
     // Static never concentrates.
@@ -568,4 +570,23 @@ proptest! {
             plan(kind, &params, pool, &reversed)
         );
     }
+}
+
+#[test]
+fn without_any_demand_the_operators_split_is_not_undone() {
+    // 60/40 with nobody buying: the even target would ask a for 10, but nothing moves.
+    let regions = [region("a", 60, 0.0), region("b", 40, 0.0)];
+    assert_eq!(
+        plan(PolicyKind::Demand, &PolicyParams::default(), 0, &regions),
+        vec![]
+    );
+    // The pool is still spread, and once anybody buys, the policy rebalances again.
+    let p = plan(PolicyKind::Demand, &PolicyParams::default(), 20, &regions);
+    assert_eq!(p, vec![grant("b", 20)]);
+    let buying = [region("a", 60, 0.0), region("b", 0, 5.0)];
+    assert!(
+        plan(PolicyKind::Demand, &PolicyParams::default(), 0, &buying)
+            .iter()
+            .any(|m| matches!(m, Move::Release { region, .. } if region == "a"))
+    );
 }

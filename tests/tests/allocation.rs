@@ -1,0 +1,55 @@
+//! Issue 8: allocation as buyers see it, against real etcd, Redis and Postgres — a buyer who
+//! finds their region out of stock while units are on their way waits in line for them
+//! instead of hearing 503 and losing their place.
+
+use quota_tests::{audit_ok, buy_all, by_status, redis_stock, total_sold, wait_for, Cluster, Sale};
+
+const P: i64 = 1001;
+
+/// All 3 units start in east; 5 buyers arrive in south at once. With `--await-stock-ms` the
+/// south node holds them while the coordinator moves the units (release from east, grant to
+/// south): the first three in line get orders, the last two hear 410 once nothing is left
+/// anywhere — and nobody is told 503 to come back later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buyers_wait_in_line_for_units_on_their_way() {
+    let c = Cluster::builder(&["east", "south"])
+        .node_args(&["--await-stock-ms", "10000"])
+        .start()
+        .await;
+    Sale::new(P, 3, "east=3").create(&c).await;
+    south_sells_nothing_yet(&c).await;
+    let south = c.region("south").node.url.clone();
+    let outcomes = buy_all(&south, P, (1..=5).collect(), 5).await;
+    let statuses = by_status(&outcomes);
+    assert_eq!(statuses.get(&201), Some(&3), "{statuses:?}");
+    assert_eq!(statuses.get(&410), Some(&2), "{statuses:?}");
+    assert_eq!(statuses.get(&503), None, "{statuses:?}");
+    assert_eq!(total_sold(&c, &["east", "south"], P).await, 3);
+    audit_ok(&c, P).await;
+}
+
+/// Without waiting (the default `--await-stock-ms 0`) a buyer in a region holding nothing is
+/// answered at once: 503 awaiting_stock while units are elsewhere (never 410: the sale is not
+/// over, and the region knows it from the movable stock written with the sale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_waiting_an_empty_region_answers_503_at_once() {
+    let c = Cluster::builder(&["east", "south"]).start().await;
+    Sale::new(P, 3, "east=3").create(&c).await;
+    south_sells_nothing_yet(&c).await;
+    let south = c.region("south").node.url.clone();
+    let outcomes = buy_all(&south, P, vec![1], 1).await;
+    assert_eq!(outcomes[0].status, 503, "{outcomes:?}");
+    assert_eq!(outcomes[0].code.as_deref(), Some("awaiting_stock"));
+    audit_ok(&c, P).await;
+}
+
+/// Waits until south knows the product and its Redis is built (stock 0): from then on its
+/// answers are about stock, not about a node still starting up.
+async fn south_sells_nothing_yet(c: &Cluster) {
+    let r = c.redis_conn("south").await;
+    wait_for("south's Redis to know the product", || {
+        let mut r = r.clone();
+        async move { redis_stock(&mut r, P).await == Some(0) }
+    })
+    .await;
+}
