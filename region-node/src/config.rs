@@ -83,7 +83,7 @@ pub struct ServeConfig {
     /// How long (ms) a buyer may wait, first come first served, for stock that is on its way
     /// to this region before hearing 503 awaiting_stock; 0 answers at once. A wait is answered
     /// the moment a unit arrives, so buyers keep their place in line and do not retry.
-    #[arg(long, env = "QUOTA_AWAIT_STOCK_MS", default_value_t = 0)]
+    #[arg(long, env = "QUOTA_AWAIT_STOCK_MS", default_value_t = 500)]
     pub await_stock_ms: u64,
     /// A Redis ticket older than this (ms) is treated as abandoned (its process died).
     #[arg(long, env = "QUOTA_TICKET_EXPIRY_MS", default_value_t = 15_000)]

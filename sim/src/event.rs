@@ -51,6 +51,15 @@ pub(crate) enum Event {
         /// Process incarnation.
         life: u32,
     },
+    /// A buyer waiting in a region's line for stock reaches its deadline.
+    WaitDeadline {
+        /// Region.
+        region: u16,
+        /// Process incarnation.
+        life: u32,
+        /// Buyer index.
+        buyer: u32,
+    },
     /// A region's periodic tick: report to etcd, reconcile, retry pending releases.
     RegionTick {
         /// Region.
@@ -171,6 +180,8 @@ pub(crate) enum CoordMsg {
     Snapshot(Box<LedgerSnapshot>),
     /// The outcome of a write (false: compare or fence failed).
     Written(bool),
+    /// A region published a release (the leader's watch): run a round now.
+    ReleaseLanded,
 }
 
 /// One step of a fault.
@@ -206,6 +217,9 @@ impl Event {
                 ("service-done", i64::from(*region), i64::from(*slot))
             }
             Event::Reconcile { region, .. } => ("reconcile", i64::from(*region), -1),
+            Event::WaitDeadline { region, buyer, .. } => {
+                ("wait-deadline", i64::from(*region), i64::from(*buyer))
+            }
             Event::RegionTick { region, .. } => ("region-tick", i64::from(*region), -1),
             Event::ToRegion { region, msg, .. } => match msg {
                 RegionMsg::Grant(g) => ("grant-seen", i64::from(*region), *g),
@@ -230,6 +244,7 @@ impl Event {
             Event::ToCoord { epoch, msg } => match msg {
                 CoordMsg::Snapshot(s) => ("snapshot", i64::from(*epoch), s.revision),
                 CoordMsg::Written(ok) => ("written", i64::from(*epoch), i64::from(*ok)),
+                CoordMsg::ReleaseLanded => ("release-landed", i64::from(*epoch), -1),
             },
             Event::RoundTick => ("round-tick", -1, -1),
             Event::Sample => ("sample", -1, -1),

@@ -73,6 +73,7 @@ pub(crate) fn touched(ev: &Event, regions: usize) -> Touched {
         Event::Request { region, .. }
         | Event::ServiceDone { region, .. }
         | Event::Reconcile { region, .. }
+        | Event::WaitDeadline { region, .. }
         | Event::RegionTick { region, .. }
         | Event::ToRegion { region, .. }
         | Event::ToEtcd(EtcdMsg::PublishRelease { region, .. }) => Touched::One(*region),
@@ -269,6 +270,7 @@ mod tests {
             refusal: 1,
             reconcile: 1,
             tick: 1,
+            await_stock: 0,
         };
         let region = Region::new(0, "east".into(), t, 5, Instant::now());
         let ledger = Ledger {

@@ -205,6 +205,11 @@ pub struct EscrowSpec {
     pub leader_lease_ms: f64,
     /// How often unchanged movable stock is republished, ms.
     pub movable_refresh_ms: f64,
+    /// How long a buyer may wait in a region's line for stock on its way before hearing 503
+    /// (`region-node --await-stock-ms`), ms; 0 answers at once.
+    pub await_stock_ms: f64,
+    /// Whether the leader runs a round the moment a region publishes a release (its watch).
+    pub round_on_release: bool,
 }
 
 impl Default for EscrowSpec {
@@ -217,6 +222,8 @@ impl Default for EscrowSpec {
             region_lease_ms: 3_000.0,
             leader_lease_ms: 2_000.0,
             movable_refresh_ms: 1_000.0,
+            await_stock_ms: 500.0,
+            round_on_release: true,
         }
     }
 }

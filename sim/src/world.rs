@@ -159,6 +159,7 @@ impl World {
             refusal: us(scenario.node.refusal_ms),
             reconcile: us(scenario.node.reconcile_ms),
             tick,
+            await_stock: us(scenario.escrow.await_stock_ms),
         };
         let initial = design.initial(scenario, &places);
         // The demand estimate takes `Instant`s; one origin, only differences are used.
@@ -191,6 +192,7 @@ impl World {
                 us(scenario.escrow.round_ms),
                 us(scenario.escrow.movable_refresh_ms),
                 us(scenario.escrow.leader_lease_ms),
+                scenario.escrow.round_on_release,
             )
         });
         let weights = scenario.weights(&places);
@@ -273,6 +275,17 @@ impl World {
                 let r = &mut self.regions[usize::from(region)];
                 if r.life == life && r.up {
                     r.reconcile();
+                    r.serve_waiters(ctx);
+                }
+            }
+            Event::WaitDeadline {
+                region,
+                life,
+                buyer,
+            } => {
+                let r = &mut self.regions[usize::from(region)];
+                if r.life == life {
+                    r.wait_deadline(buyer);
                 }
             }
             Event::RegionTick { region, life } => {
@@ -299,6 +312,12 @@ impl World {
             }
             Event::Sample => self.sample(),
             Event::Fault(step) => self.fault(step),
+        }
+        // Answers a region produced outside its request path (its wait room).
+        for (idx, r) in self.regions.iter_mut().enumerate() {
+            for reply in r.outbox.drain(..) {
+                answer(&mut self.ctx, &mut self.sold, idx as u16, reply);
+            }
         }
     }
 

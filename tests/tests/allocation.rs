@@ -28,12 +28,15 @@ async fn buyers_wait_in_line_for_units_on_their_way() {
     audit_ok(&c, P).await;
 }
 
-/// Without waiting (the default `--await-stock-ms 0`) a buyer in a region holding nothing is
+/// Without waiting (`--await-stock-ms 0`) a buyer in a region holding nothing is
 /// answered at once: 503 awaiting_stock while units are elsewhere (never 410: the sale is not
 /// over, and the region knows it from the movable stock written with the sale).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_waiting_an_empty_region_answers_503_at_once() {
-    let c = Cluster::builder(&["east", "south"]).start().await;
+    let c = Cluster::builder(&["east", "south"])
+        .node_args(&["--await-stock-ms", "0"])
+        .start()
+        .await;
     Sale::new(P, 3, "east=3").create(&c).await;
     south_sells_nothing_yet(&c).await;
     let south = c.region("south").node.url.clone();

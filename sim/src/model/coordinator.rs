@@ -30,6 +30,10 @@ pub(crate) struct Coordinator {
     last_movable: Option<(Movable, Micros)>,
     /// Release request ids handed out (a counter keeps runs deterministic).
     requests: u64,
+    /// Run a round the moment a region publishes a release (the leader's watch).
+    round_on_release: bool,
+    /// A release landed while a round was under way: run another when it ends.
+    again: bool,
 }
 
 impl Coordinator {
@@ -38,6 +42,7 @@ impl Coordinator {
         round: Micros,
         movable_refresh: Micros,
         lease: Micros,
+        round_on_release: bool,
     ) -> Coordinator {
         Coordinator {
             params,
@@ -49,6 +54,8 @@ impl Coordinator {
             busy: false,
             last_movable: None,
             requests: 0,
+            round_on_release,
+            again: false,
         }
     }
 
@@ -73,9 +80,27 @@ impl Coordinator {
         }
         match msg {
             CoordMsg::Snapshot(snap) => self.decide(ctx, etcd, &snap),
-            CoordMsg::Written(true) => self.busy = false,
+            CoordMsg::Written(true) => self.done(ctx),
             // The compare failed: re-read and recompute at once (the CAS loop).
             CoordMsg::Written(false) => self.read(ctx),
+            CoordMsg::ReleaseLanded => {
+                if !self.round_on_release || ctx.now < self.leads_from {
+                    return;
+                }
+                if self.busy {
+                    self.again = true;
+                } else {
+                    self.read(ctx);
+                }
+            }
+        }
+    }
+
+    /// A round ended; run the one a landed release asked for meanwhile.
+    fn done(&mut self, ctx: &mut Ctx) {
+        self.busy = false;
+        if std::mem::take(&mut self.again) {
+            self.read(ctx);
         }
     }
 
@@ -86,7 +111,7 @@ impl Coordinator {
         let mut moves = plan(snap.ledger.policy, &self.params, snap.pool(), &states);
         moves.extend(drain_moves(snap, &states));
         if moves.is_empty() {
-            self.busy = false;
+            self.done(ctx);
             return;
         }
         let requests = &mut self.requests;
@@ -95,7 +120,7 @@ impl Coordinator {
             format!("sim-{requests}")
         });
         if kept.is_empty() {
-            self.busy = false;
+            self.done(ctx);
             return;
         }
         let requests = reqs

@@ -129,8 +129,21 @@ impl Etcd {
                 let stale = cur.released > value.released
                     || (cur.released == value.released && cur.last_request == value.last_request);
                 if !stale {
+                    let landed = value.released > cur.released;
                     self.held -= value.released - cur.released;
                     *cur = value;
+                    if landed {
+                        // The leader's watch on the regions' releases.
+                        let d = ctx.net.coord_etcd(&mut ctx.rng);
+                        let epoch = self.leader_epoch;
+                        ctx.after(
+                            d,
+                            Event::ToCoord {
+                                epoch,
+                                msg: CoordMsg::ReleaseLanded,
+                            },
+                        );
+                    }
                 }
             }
             EtcdMsg::SessionStart { region, session } => self.session_start(ctx, region, session),

@@ -9,7 +9,7 @@
 //! [`quota_shared::reconcile::target_stock`], the demand through
 //! [`DemandEstimate`](quota_shared::demand::DemandEstimate).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use quota_shared::availability::{Ask, Availability, AvailabilityState};
@@ -31,6 +31,8 @@ pub(crate) struct Timing {
     pub(crate) refusal: Micros,
     pub(crate) reconcile: Micros,
     pub(crate) tick: Micros,
+    /// Longest wait in line for stock on its way (0: answer 503 at once).
+    pub(crate) await_stock: Micros,
 }
 
 /// A purchase in service.
@@ -82,6 +84,12 @@ pub(crate) struct Region {
     slots: Vec<Option<Job>>,
     free: Vec<u32>,
     queue: VecDeque<(u32, u16)>,
+    /// The wait room: buyers waiting, in arrival order, for stock on its way. Entries whose
+    /// buyer is no longer in `waiting_ids` timed out (removed lazily).
+    waiting: VecDeque<(u32, u16)>,
+    waiting_ids: HashMap<u32, u16>,
+    /// Answers produced outside the request path (the wait room), for the world to send.
+    pub(crate) outbox: Vec<Reply>,
 }
 
 impl Region {
@@ -111,6 +119,9 @@ impl Region {
             slots: vec![None; t.capacity],
             free: (0..t.capacity as u32).rev().collect(),
             queue: VecDeque::new(),
+            waiting: VecDeque::new(),
+            waiting_ids: HashMap::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -172,6 +183,16 @@ impl Region {
 
     /// Takes a purchase into service: the availability gate, then Redis admission.
     fn start(&mut self, ctx: &mut Ctx, buyer: u32, home: u16, oracle: Option<&mut Etcd>) {
+        // While anybody waits, newcomers queue behind them (first come, first served).
+        if self.t.await_stock > 0 && !self.waiting_ids.is_empty() {
+            self.enter_wait_room(ctx, buyer, home);
+            return;
+        }
+        self.serve(ctx, buyer, home, oracle);
+    }
+
+    /// Takes a purchase into service (its turn has come).
+    fn serve(&mut self, ctx: &mut Ctx, buyer: u32, home: u16, oracle: Option<&mut Etcd>) {
         if let Some(etcd) = oracle {
             if self.tokens < 1 && etcd.oracle_grant(self.idx) {
                 self.g = apply_grant(self.g, self.g + 1).after;
@@ -202,6 +223,11 @@ impl Region {
             job.admitted = true;
             None
         };
+        if refusal == Some(Availability::AwaitingStock) && self.t.await_stock > 0 {
+            // Out of stock here for now: wait in line instead of hearing 503.
+            self.enter_wait_room(ctx, buyer, home);
+            return;
+        }
         let service = match refusal {
             Some(a) => {
                 (job.status, job.awaiting) = refusal_status(a);
@@ -219,6 +245,59 @@ impl Region {
                 slot,
             },
         );
+    }
+
+    // --- The wait room (`region-node/src/waitroom.rs`) ----------------------------------
+
+    fn enter_wait_room(&mut self, ctx: &mut Ctx, buyer: u32, home: u16) {
+        self.waiting.push_back((buyer, home));
+        self.waiting_ids.insert(buyer, home);
+        ctx.after(
+            self.t.await_stock,
+            Event::WaitDeadline {
+                region: self.idx,
+                life: self.life,
+                buyer,
+            },
+        );
+    }
+
+    /// Serves the line in arrival order while there is stock; once nothing can come any more
+    /// (the availability rule says sold out), everyone still waiting hears 410.
+    pub(crate) fn serve_waiters(&mut self, ctx: &mut Ctx) {
+        if !self.up {
+            return;
+        }
+        while let Some(&(buyer, home)) = self.waiting.front() {
+            if !self.waiting_ids.contains_key(&buyer) {
+                self.waiting.pop_front(); // timed out earlier
+                continue;
+            }
+            if self.tokens >= 1 {
+                if self.free.is_empty() {
+                    return; // the sell path is full; the next finished purchase serves on
+                }
+                self.waiting.pop_front();
+                self.waiting_ids.remove(&buyer);
+                self.serve(ctx, buyer, home, None);
+                continue;
+            }
+            let now_ms = ctx.now_ms();
+            if self.avail.answer(Ask::ShortHere, now_ms, &self.name) == Availability::SoldOut {
+                self.waiting.pop_front();
+                self.waiting_ids.remove(&buyer);
+                self.outbox.push((buyer, home, 410, false));
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// A waiting buyer's deadline: still in line, it hears 503 awaiting_stock.
+    pub(crate) fn wait_deadline(&mut self, buyer: u32) {
+        if let Some(home) = self.waiting_ids.remove(&buyer) {
+            self.outbox.push((buyer, home, 503, true));
+        }
     }
 
     /// A purchase leaves service: an admitted one commits under Postgres's check.
@@ -243,8 +322,11 @@ impl Region {
         } else {
             (job.buyer, job.home, job.status, job.awaiting)
         };
-        if let Some((buyer, home)) = self.queue.pop_front() {
-            self.start(ctx, buyer, home, oracle);
+        self.serve_waiters(ctx);
+        if !self.free.is_empty() {
+            if let Some((buyer, home)) = self.queue.pop_front() {
+                self.start(ctx, buyer, home, oracle);
+            }
         }
         Some(reply)
     }
@@ -261,7 +343,10 @@ impl Region {
             },
         );
         self.reconcile();
-        let rate = self.demand.observe(self.attempts, self.instant(ctx.now));
+        self.serve_waiters(ctx);
+        // Waiting buyers send no attempts but are certain demand: one attempt per τ each.
+        let waiting = self.waiting_ids.len() as f64 / quota_shared::demand::TAU_S;
+        let rate = self.demand.observe(self.attempts, self.instant(ctx.now)) + waiting;
         let report = self.report(ctx.now_ms(), rate);
         let msg = EtcdMsg::Report {
             region: self.idx,
@@ -303,6 +388,7 @@ impl Region {
                 }
             }
         }
+        self.serve_waiters(ctx);
     }
 
     /// `g := max(g, G)`, then poke the reconciler.
@@ -370,6 +456,14 @@ impl Region {
             .map(|j| (j.buyer, j.home, 502, false))
             .collect();
         lost.extend(self.queue.drain(..).map(|(b, h)| (b, h, 502, false)));
+        let waiting = &self.waiting_ids;
+        lost.extend(
+            self.waiting
+                .drain(..)
+                .filter(|(b, _)| waiting.contains_key(b))
+                .map(|(b, h)| (b, h, 502, false)),
+        );
+        self.waiting_ids.clear();
         self.free = (0..self.t.capacity as u32).rev().collect();
         self.up = false;
         self.life += 1;
