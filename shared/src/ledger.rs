@@ -85,6 +85,26 @@ pub struct RegionTerms {
     pub release_in_transit: i64,
 }
 
+impl RegionTerms {
+    /// Every term of `region` that is below zero (each is a broken invariant on its own).
+    pub fn negative_terms(&self, region: &str) -> Vec<ConservationBreak> {
+        [
+            ("sold", self.sold),
+            ("available", self.available),
+            ("grant in transit", self.grant_in_transit),
+            ("release in transit", self.release_in_transit),
+        ]
+        .into_iter()
+        .filter(|(_, value)| *value < 0)
+        .map(|(term, value)| ConservationBreak::NegativeTerm {
+            region: region.to_string(),
+            term,
+            value,
+        })
+        .collect()
+    }
+}
+
 /// One way the conservation identity can be broken; `Display` words it for operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConservationBreak {
@@ -151,20 +171,7 @@ pub fn check_conservation(
     let mut sum = pool;
     let mut sold = 0;
     for (r, t) in regions {
-        for (term, value) in [
-            ("sold", t.sold),
-            ("available", t.available),
-            ("grant in transit", t.grant_in_transit),
-            ("release in transit", t.release_in_transit),
-        ] {
-            if value < 0 {
-                errs.push(ConservationBreak::NegativeTerm {
-                    region: r.clone(),
-                    term,
-                    value,
-                });
-            }
-        }
+        errs.extend(t.negative_terms(r));
         sum += t.sold + t.available + t.grant_in_transit + t.release_in_transit;
         sold += t.sold;
     }

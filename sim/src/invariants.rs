@@ -198,19 +198,8 @@ impl Checker {
             grant_in_transit: now.big_g - now.g,
             release_in_transit: now.rel - now.big_r,
         };
-        for (term, value) in [
-            ("sold", t.sold),
-            ("available", t.available),
-            ("grant in transit", t.grant_in_transit),
-            ("release in transit", t.release_in_transit),
-        ] {
-            if value < 0 {
-                return Err(Violation::Conservation(ConservationBreak::NegativeTerm {
-                    region: r.name.clone(),
-                    term,
-                    value,
-                }));
-            }
+        if let Some(broken) = t.negative_terms(&r.name).into_iter().next() {
+            return Err(Violation::Conservation(broken));
         }
         let old = self.cached[i];
         self.sum += sum(&t) - sum(&old);

@@ -110,15 +110,7 @@ pub fn run(scenario: &Scenario, design: Design, seed: u64) -> Result<DesignRun, 
         w.events += 1;
         let touched = touched(&ev, w.regions.len());
         w.dispatch(ev);
-        if let Err(violation) = w.checker.check(&w.etcd, &w.regions, touched) {
-            return Err(SimError::Violation {
-                seed,
-                design,
-                at_s: secs(w.ctx.now),
-                violation,
-                trace: w.trace.lines(),
-            });
-        }
+        w.check(touched, seed, design)?;
         if w.sold >= w.total {
             w.buyers.stop();
         }
@@ -126,19 +118,25 @@ pub fn run(scenario: &Scenario, design: Design, seed: u64) -> Result<DesignRun, 
             break;
         }
     }
-    if let Err(violation) = w.checker.check(&w.etcd, &w.regions, Touched::All) {
-        return Err(SimError::Violation {
-            seed,
-            design,
-            at_s: secs(w.ctx.now),
-            violation,
-            trace: w.trace.lines(),
-        });
-    }
+    w.check(Touched::All, seed, design)?;
     Ok(w.finish(scenario))
 }
 
 impl World {
+    /// The invariants over the regions `touched`; a violation stops the run with the seed and
+    /// the trace.
+    fn check(&mut self, touched: Touched, seed: u64, design: Design) -> Result<(), SimError> {
+        self.checker
+            .check(&self.etcd, &self.regions, touched)
+            .map_err(|violation| SimError::Violation {
+                seed,
+                design,
+                at_s: secs(self.ctx.now),
+                violation,
+                trace: self.trace.lines(),
+            })
+    }
+
     fn build(scenario: &Scenario, design: Design, seed: u64) -> Result<World, SimError> {
         let places = scenario.places();
         let names: Vec<String> = places.iter().map(|p| p.name.clone()).collect();
