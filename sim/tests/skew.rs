@@ -18,4 +18,12 @@ fn static_split_strands_units_under_skew_and_escrow_does_not() {
     assert!(fixed.sold < fixed.total);
     assert_eq!(escrow.quality.stranded, 0);
     assert_eq!(escrow.sold, escrow.total);
+    // The same direction `bench_regions_smoke` checks on the real cluster: the static split
+    // tells hot-region buyers "sold out" while units sit elsewhere, escrow far less often.
+    assert!(
+        fixed.quality.false_sold_out_pct > escrow.quality.false_sold_out_pct,
+        "static {} % vs escrow {} %",
+        fixed.quality.false_sold_out_pct,
+        escrow.quality.false_sold_out_pct
+    );
 }

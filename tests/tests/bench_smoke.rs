@@ -231,6 +231,20 @@ fn bench_regions_smoke() {
             assert_eq!(d["median"], rows[0]["measures"], "{d}");
         }
     }
+    // The direction of a known effect, as the simulator shows it too (sim/tests/skew.rs): under
+    // skewed demand the static split answers false "sold out"s while units sit in other
+    // regions; escrow moves the units and answers far fewer.
+    let false_410 = |name: &str| {
+        designs.iter().find(|d| d["name"] == name).unwrap()["median"]["false_410_pct"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        false_410("static") > false_410("escrow"),
+        "static {} % vs escrow {} %",
+        false_410("static"),
+        false_410("escrow")
+    );
 }
 
 #[test]
