@@ -1,13 +1,13 @@
 //! The discrete-event core: virtual time in integer microseconds, one seeded generator, and a
-//! binary-heap event queue ordered by (time, sequence number). The sequence number breaks ties
+//! event queue ordered by (time, sequence number) ([`crate::queue`]). The sequence number breaks ties
 //! in scheduling order, so two events at the same microsecond always run in the same order and
 //! a seed replays exactly. No threads, no wall clock.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::event::Event;
 use crate::model::net::Net;
+use crate::queue::Calendar;
 use crate::rng::Rng;
 
 /// Virtual time, microseconds since the sale started.
@@ -27,36 +27,12 @@ pub(crate) fn secs(t: Micros) -> f64 {
     t as f64 / 1e6
 }
 
-struct Scheduled {
-    at: Micros,
-    seq: u64,
-    ev: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    /// Reversed, so the max-heap pops the earliest (time, sequence) first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// What every part of the model may use while handling an event: the clock, the queue, the
 /// generator and the network.
 pub(crate) struct Ctx {
     /// Now.
     pub(crate) now: Micros,
-    heap: BinaryHeap<Scheduled>,
+    queue: Calendar<Event>,
     seq: u64,
     /// The one generator.
     pub(crate) rng: Rng,
@@ -68,7 +44,7 @@ impl Ctx {
     pub(crate) fn new(seed: u64, net: Net) -> Ctx {
         Ctx {
             now: 0,
-            heap: BinaryHeap::new(),
+            queue: Calendar::new(),
             seq: 0,
             rng: Rng::new(seed),
             net,
@@ -78,11 +54,7 @@ impl Ctx {
     /// Schedules `ev` at `at` (never in the past).
     pub(crate) fn at(&mut self, at: Micros, ev: Event) {
         self.seq += 1;
-        self.heap.push(Scheduled {
-            at: at.max(self.now),
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(at.max(self.now), self.seq, ev);
     }
 
     /// Schedules `ev` after `delay`.
@@ -92,9 +64,9 @@ impl Ctx {
 
     /// Pops the next event and advances the clock to it.
     pub(crate) fn pop(&mut self) -> Option<Event> {
-        let s = self.heap.pop()?;
-        self.now = s.at;
-        Some(s.ev)
+        let (at, ev) = self.queue.pop()?;
+        self.now = at;
+        Some(ev)
     }
 
     /// Now in milliseconds (the clock availability and movable stock are stamped with).

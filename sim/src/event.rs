@@ -204,6 +204,26 @@ pub(crate) enum FaultStep {
 }
 
 impl Event {
+    /// The region this event is addressed to, if any.
+    pub(crate) fn region(&self) -> Option<u16> {
+        match self {
+            Event::Request { region, .. }
+            | Event::ServiceDone { region, .. }
+            | Event::Reconcile { region, .. }
+            | Event::WaitDeadline { region, .. }
+            | Event::RegionTick { region, .. }
+            | Event::ToRegion { region, .. } => Some(*region),
+            Event::Arrival
+            | Event::Answer { .. }
+            | Event::Retry { .. }
+            | Event::ToEtcd(_)
+            | Event::ToCoord { .. }
+            | Event::RoundTick
+            | Event::Sample
+            | Event::Fault(_) => None,
+        }
+    }
+
     /// A short label and up to two numbers for the trace (cheap: no formatting per event).
     pub(crate) fn trace(&self) -> (&'static str, i64, i64) {
         match self {

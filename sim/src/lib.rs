@@ -23,6 +23,7 @@ mod event;
 mod faults;
 mod invariants;
 mod model;
+mod queue;
 mod report;
 mod rng;
 mod scenario;

@@ -242,6 +242,7 @@ impl World {
     }
 
     fn dispatch(&mut self, ev: Event) {
+        let target = ev.region();
         let ctx = &mut self.ctx;
         let oracle = self.design == Design::Oracle;
         match ev {
@@ -311,10 +312,12 @@ impl World {
             Event::Sample => self.sample(),
             Event::Fault(step) => self.fault(step),
         }
-        // Answers a region produced outside its request path (its wait room).
-        for (idx, r) in self.regions.iter_mut().enumerate() {
+        // Answers the region produced outside its request path (its wait room). Only events
+        // addressed to a region can make it answer so (a crash answers through its return).
+        if let Some(idx) = target {
+            let r = &mut self.regions[usize::from(idx)];
             for reply in r.outbox.drain(..) {
-                answer(&mut self.ctx, &mut self.sold, idx as u16, reply);
+                answer(&mut self.ctx, &mut self.sold, idx, reply);
             }
         }
     }
