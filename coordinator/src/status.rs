@@ -46,6 +46,7 @@ fn product_status(snap: &LedgerSnapshot) -> ProductStatus {
         pool: snap.pool(),
         policy: snap.ledger.policy,
         active: snap.spec.is_active(Utc::now()),
+        coordinator_writes: snap.coordinator_writes,
         regions,
     }
 }

@@ -31,6 +31,7 @@ pub(crate) fn sample_from_status(status: &StatusView, product: i64, t_s: f64) ->
         t_s,
         total: p.total,
         pool: p.pool,
+        coordinator_writes: p.coordinator_writes,
         regions,
     })
 }

@@ -78,7 +78,7 @@ impl Quality {
         self.known(NotMeasured::UnitsMoved, self.measures.units_moved)
     }
 
-    /// Ledger writes per second; None (not exposed by the coordinator).
+    /// The coordinator's etcd writes per second of sale; None without coordinator samples.
     pub fn ledger_writes_per_s(&self) -> Option<f64> {
         self.known(NotMeasured::LedgerWrites, self.measures.ledger_writes_per_s)
     }
@@ -143,6 +143,16 @@ pub(crate) fn units_moved(samples: &[Sample]) -> Option<i64> {
     )
 }
 
+/// etcd transactions the coordinator wrote between the first sample and the last (the
+/// status reports the running count of its ledger and movable-stock writes). None with fewer
+/// than two samples.
+pub(crate) fn ledger_writes(samples: &[Sample]) -> Option<u64> {
+    let [first, .., last] = samples else {
+        return None;
+    };
+    u64::try_from(last.coordinator_writes - first.coordinator_writes).ok()
+}
+
 /// Evaluates the shared measures over what the run recorded. `names`: regions in record
 /// order; `books`: total and sold at the end; `samples`: the coordinator's, in time order;
 /// `end_s`: seconds from the start to the last answer.
@@ -154,7 +164,11 @@ pub(crate) fn measure(
     end_s: f64,
 ) -> Quality {
     let moved = units_moved(samples);
-    let mut not_measured = vec![NotMeasured::LedgerWrites];
+    let writes = ledger_writes(samples);
+    let mut not_measured = Vec::new();
+    if writes.is_none() {
+        not_measured.push(NotMeasured::LedgerWrites);
+    }
     if books.is_none() {
         not_measured.push(NotMeasured::Books);
     }
@@ -171,7 +185,7 @@ pub(crate) fn measure(
         answers: &recorded.answers,
         end_s,
         units_moved: moved.unwrap_or(0),
-        ledger_writes: 0,
+        ledger_writes: writes.unwrap_or(0),
     });
     Quality {
         measures,

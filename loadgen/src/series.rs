@@ -32,6 +32,9 @@ pub struct Sample {
     pub total: i64,
     /// Units no region holds.
     pub pool: i64,
+    /// etcd transactions the coordinator has written for the product so far.
+    #[serde(default)]
+    pub coordinator_writes: i64,
     /// Per region.
     pub regions: BTreeMap<String, RegionSample>,
 }

@@ -108,9 +108,10 @@ fn quality(w: &mut String, q: &Quality) {
         m.awaiting_answers, m.awaiting_per_order
     );
     let _ = writeln!(w, "  units moved             {}", opt(q.units_moved()));
-    let writes = q
-        .ledger_writes_per_s()
-        .map_or_else(|| "n/a (not exposed)".to_string(), |x| format!("{x:.1}"));
+    let writes = q.ledger_writes_per_s().map_or_else(
+        || "n/a (no coordinator samples)".to_string(),
+        |x| format!("{x:.1}"),
+    );
     let _ = writeln!(w, "  ledger writes/s         {writes}");
     let _ = writeln!(
         w,

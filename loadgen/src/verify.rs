@@ -248,6 +248,7 @@ mod tests {
             t_s: 1.0,
             total: 100,
             pool: 0,
+            coordinator_writes: 0,
             regions: [(
                 "east".to_string(),
                 RegionSample {

@@ -204,14 +204,18 @@ async fn samples_coordinator_and_stops_on_sellout() {
         Some(0),
         "the fake coordinator never moves units"
     );
-    assert_eq!(q.ledger_writes_per_s(), None);
+    assert_eq!(
+        q.ledger_writes_per_s(),
+        Some(0.0),
+        "the fake coordinator never writes"
+    );
     assert_eq!(
         q.measures.awaiting_answers, 4,
         "south's 503s are `unavailable`"
     );
     assert_eq!(report.oversold, Some(0));
     let json = serde_json::to_value(&report).unwrap();
-    assert!(json["quality"]["ledger_writes_per_s"].is_null());
+    assert_eq!(json["quality"]["ledger_writes_per_s"], 0.0);
     assert_eq!(json["quality"]["stranded"], 0);
     assert_eq!(report.audit, "ok");
     assert!(report.problems.is_empty(), "{:?}", report.problems);

@@ -204,6 +204,10 @@ pub struct ProductStatus {
     pub policy: PolicyKind,
     /// Within the sale window now.
     pub active: bool,
+    /// etcd transactions the coordinator has written for this product so far (ledger and
+    /// movable-stock writes): sampled twice, the difference over the time is its write rate.
+    #[serde(default)]
+    pub coordinator_writes: i64,
     /// Per region.
     pub regions: BTreeMap<String, RegionStatus>,
 }

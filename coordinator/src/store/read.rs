@@ -71,6 +71,7 @@ impl Store {
         let txn = Txn::new().and_then(vec![
             TxnOp::get(keys::product_spec(product_id), None),
             TxnOp::get(keys::product_ledger(product_id), None),
+            TxnOp::get(keys::product_movable(product_id), None),
             get_prefix(keys::regions_prefix()),
             get_prefix(keys::release_requests_root()),
             get_prefix(keys::drains_prefix()),
@@ -87,7 +88,7 @@ impl Store {
                 _ => None,
             })
             .collect();
-        let [spec, ledger, regions, requests, drains] = gets.as_slice() else {
+        let [spec, ledger, movable, regions, requests, drains] = gets.as_slice() else {
             return Err(CoordError::Internal("short etcd transaction reply".into()));
         };
         let Some(spec_kv) = spec.kvs().first() else {
@@ -109,6 +110,8 @@ impl Store {
             known: BTreeSet::new(),
             draining: BTreeSet::new(),
             etcd_revision,
+            coordinator_writes: ledger_kv.version()
+                + movable.kvs().first().map_or(0, KeyValue::version),
         };
         let kvs = regions
             .kvs()

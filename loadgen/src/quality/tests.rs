@@ -14,6 +14,8 @@ fn sample(t_s: f64, granted: &[(&str, i64)]) -> Sample {
         t_s,
         total: 100,
         pool: 0,
+        // The coordinator's writes grow by 3 per second of samples.
+        coordinator_writes: (t_s * 6.0) as i64,
         regions: granted
             .iter()
             .map(|(n, g)| {
@@ -86,7 +88,8 @@ fn a_run_is_measured_with_the_shared_definitions() {
     assert!((m.sellout_s.unwrap() - 0.15).abs() < 1e-9);
     assert_eq!(q.stranded(), Some(0));
     assert_eq!(q.units_moved(), Some(1));
-    assert_eq!(q.ledger_writes_per_s(), None);
+    // 3 writes between the samples (0 → 3), over the 0.3 s the sale lasted.
+    assert!((q.ledger_writes_per_s().unwrap() - 10.0).abs() < 1e-9);
     assert_eq!(m.regions[1].buyers, 1);
     assert!((m.regions[1].p99_ms - 295.0).abs() < 1e-6);
     assert_eq!(

@@ -54,5 +54,6 @@ pub fn snapshot() -> LedgerSnapshot {
             .collect(),
         draining: BTreeSet::new(),
         etcd_revision: 1,
+        coordinator_writes: 1,
     }
 }

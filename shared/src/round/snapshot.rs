@@ -40,6 +40,10 @@ pub struct LedgerSnapshot {
     pub draining: BTreeSet<String>,
     /// etcd revision of the read.
     pub etcd_revision: i64,
+    /// etcd transactions the coordinator has written for this product since it was created:
+    /// the versions of its ledger key and its movable-stock key (each write of either bumps
+    /// one). Read from etcd, so every instance reports the same number: the coordinator's cost.
+    pub coordinator_writes: i64,
 }
 
 impl LedgerSnapshot {

@@ -274,6 +274,7 @@ impl Etcd {
             known: self.names.iter().cloned().collect(),
             draining: BTreeSet::new(),
             etcd_revision: self.revision,
+            coordinator_writes: i64::try_from(self.writes).unwrap_or(i64::MAX),
         }
     }
 
