@@ -45,7 +45,8 @@ pub use crate::probe::http_ok;
 pub use crate::process::{Proc, READY_TIMEOUT, STOP_TIMEOUT};
 pub use crate::sale::{
     assert_safe, audit_ok, buy, buy_all, by_status, drain, fault_mid_sale, http, quotactl_json,
-    redis_stock, total_sold, truth, FaultAt, FaultRun, MidSale, Outcome, Sale, Truth,
+    redis_stock, total_sold, truth, wait_for_redis_stock, FaultAt, FaultRun, MidSale, Outcome,
+    Sale, Truth,
 };
 pub use crate::services::{Etcd, Postgres, Redis};
 pub use crate::spawn::{child_pids, pid_alive, CmdSpec};

@@ -2,7 +2,7 @@
 //! finds their region out of stock while units are on their way waits in line for them
 //! instead of hearing 503 and losing their place.
 
-use quota_tests::{audit_ok, buy_all, by_status, redis_stock, total_sold, wait_for, Cluster, Sale};
+use quota_tests::{audit_ok, buy_all, by_status, total_sold, wait_for_redis_stock, Cluster, Sale};
 
 const P: i64 = 1001;
 
@@ -49,10 +49,5 @@ async fn without_waiting_an_empty_region_answers_503_at_once() {
 /// Waits until south knows the product and its Redis is built (stock 0): from then on its
 /// answers are about stock, not about a node still starting up.
 async fn south_sells_nothing_yet(c: &Cluster) {
-    let r = c.redis_conn("south").await;
-    wait_for("south's Redis to know the product", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await == Some(0) }
-    })
-    .await;
+    wait_for_redis_stock(c, "south", P, 0).await;
 }

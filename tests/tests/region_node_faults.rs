@@ -3,8 +3,8 @@
 //! never a lost acknowledged order, and afterwards exactly the stock sells.
 
 use quota_tests::{
-    assert_safe, buy_all, by_status, fault_mid_sale, redis_stock, truth, wait_for, Cluster,
-    FaultAt, FaultRun, MidSale, Sale,
+    assert_safe, buy_all, by_status, fault_mid_sale, redis_stock, truth, wait_for,
+    wait_for_redis_stock, Cluster, FaultAt, FaultRun, MidSale, Sale,
 };
 
 const P: i64 = 1001;
@@ -34,7 +34,7 @@ async fn redis_flush_mid_sale_never_oversells() {
                 "FLUSHALL with {sold_at_flush} sold; Redis rebuilt after {:?}",
                 flushed_at.elapsed()
             );
-            (sold_at_flush, r)
+            sold_at_flush
         },
         // Nothing to restart: the node rebuilds Redis by itself.
         async |_: &mut Cluster| {},
@@ -42,7 +42,7 @@ async fn redis_flush_mid_sale_never_oversells() {
     .await;
     let FaultRun {
         load: mut out,
-        fault: (sold_at_flush, r),
+        fault: sold_at_flush,
         drained,
         truth: t,
     } = run;
@@ -63,11 +63,7 @@ async fn redis_flush_mid_sale_never_oversells() {
     );
     assert_safe(&t, &out);
     assert_eq!(t.sold, 1000, "every unit sells, none twice");
-    wait_for("Redis stock to match Postgres", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await == Some(0) }
-    })
-    .await;
+    wait_for_redis_stock(&c, "east", P, 0).await;
 }
 
 /// Redis killed (-9) and restarted mid-sale: 503s while it is down, then a rebuild, and the
@@ -136,13 +132,7 @@ async fn postgres_outage_answers_503_and_loses_nothing() {
     let t = run.truth;
     assert_safe(&t, &out);
     assert_eq!(t.sold, 200, "every unit accounted for and sold: {t:?}");
-    let mut r = c.redis_conn("east").await;
-    wait_for("Redis stock to match Postgres", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await == Some(0) }
-    })
-    .await;
-    let _ = &mut r;
+    wait_for_redis_stock(&c, "east", P, 0).await;
 }
 
 /// The region node killed (-9) in the middle of a sale: purchases die between Redis admission
@@ -180,11 +170,5 @@ async fn node_killed_mid_sale_loses_nothing() {
     out.extend(drained);
     assert_safe(&t, &out);
     assert_eq!(t.sold, 400, "every unit sells exactly once: {t:?}");
-    let mut r = c.redis_conn("east").await;
-    wait_for("Redis stock to match Postgres", || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, P).await == Some(0) }
-    })
-    .await;
-    let _ = &mut r;
+    wait_for_redis_stock(&c, "east", P, 0).await;
 }

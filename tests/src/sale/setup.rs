@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::truth::redis_stock;
+use super::truth::wait_for_redis_stock;
 use crate::cluster::Cluster;
 use crate::wait::wait_for;
 
@@ -96,10 +96,5 @@ async fn wait_until_selling(c: &Cluster, region: &str, product: i64, units: i64)
     })
     .await;
     // Postgres has the grant; the region sells once Redis admits against it too.
-    let r = c.redis_conn(region).await;
-    wait_for(&format!("{region}'s Redis to admit its grant"), || {
-        let mut r = r.clone();
-        async move { redis_stock(&mut r, product).await == Some(units) }
-    })
-    .await;
+    wait_for_redis_stock(c, region, product, units).await;
 }

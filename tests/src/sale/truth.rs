@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use super::buyers::Outcome;
 use crate::cluster::Cluster;
+use crate::wait::wait_for;
 
 /// What a region's Postgres says about a product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +106,17 @@ pub async fn redis_stock(
         .await
         .unwrap();
     gen.map(|_| stock.unwrap_or(0))
+}
+
+/// Waits until `region`'s Redis admits exactly `units` of `product` (its state built): after
+/// a fault, the reconciler has re-derived Redis from Postgres.
+pub async fn wait_for_redis_stock(c: &Cluster, region: &str, product: i64, units: i64) {
+    let r = c.redis_conn(region).await;
+    wait_for(&format!("{region}'s Redis stock to be {units}"), || {
+        let mut r = r.clone();
+        async move { redis_stock(&mut r, product).await == Some(units) }
+    })
+    .await;
 }
 
 /// Σ sold over regions, from each region's Postgres.
