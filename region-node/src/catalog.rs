@@ -72,8 +72,7 @@ impl ProductEntry {
         let open = {
             let mut a = self.availability.lock().expect("catalog lock poisoned");
             event(&mut a);
-            // Stock here is all that matters for "open"; region and clock are not consulted.
-            a.answer(Ask::BeforeAdmission, 0, "") == Availability::Open
+            a.open_here()
         };
         if open && self.waitroom.waiting() > 0 {
             self.waitroom.stock_arrived();

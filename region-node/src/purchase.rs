@@ -110,24 +110,22 @@ async fn gated(
 ) -> Result<Order, ApiError> {
     let spec = entry.spec();
     let gate = entry.answer(Ask::BeforeAdmission, now_ms(), &st.region);
-    let must_wait = gate == Availability::AwaitingStock || entry.waitroom().waiting() > 0;
-    let order = if st.await_stock.is_zero() {
-        let order = checked_order(st, &spec, product_id, req, gate)?;
-        admit(st, &entry, &spec, &order, req).await?;
-        order
-    } else if must_wait {
-        wait_and_admit(st, &entry, &spec, product_id, req).await?
-    } else {
-        let order = checked_order(st, &spec, product_id, req, gate)?;
-        match admit(st, &entry, &spec, &order, req).await {
-            Ok(()) => order,
-            // Out of stock here for now: join the line like everyone after us.
-            Err(ApiError::AwaitingStock) => {
-                wait_and_admit(st, &entry, &spec, product_id, req).await?
+    let may_wait = !st.await_stock.is_zero();
+    // Out of stock here for now, or others already waiting: join the line behind them.
+    let order =
+        if may_wait && (gate == Availability::AwaitingStock || entry.waitroom().waiting() > 0) {
+            wait_and_admit(st, &entry, &spec, product_id, req).await?
+        } else {
+            let order = checked_order(st, &spec, product_id, req, gate)?;
+            match admit(st, &entry, &spec, &order, req).await {
+                Ok(()) => order,
+                // Redis just ran out here: wait for what is on its way.
+                Err(ApiError::AwaitingStock) if may_wait => {
+                    wait_and_admit(st, &entry, &spec, product_id, req).await?
+                }
+                Err(refused) => return Err(refused),
             }
-            Err(refused) => return Err(refused),
-        }
-    };
+        };
     let ticket = ticket_of(&order, req);
     // Admitted: the rest must run to completion even if the client goes away.
     entry.add_in_flight(ticket.quantity);

@@ -127,6 +127,12 @@ impl AvailabilityState {
             }
     }
 
+    /// Whether Redis last said there is stock here (the gate before admission is open, whatever
+    /// the leader says about elsewhere): the moment to wake buyers waiting for stock.
+    pub fn open_here(&self) -> bool {
+        !self.empty_here
+    }
+
     /// The answer for a buyer of `region` at wall-clock `now_ms`.
     pub fn answer(&self, ask: Ask, now_ms: i64, region: &str) -> Availability {
         let empty = match ask {

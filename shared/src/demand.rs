@@ -20,6 +20,14 @@ pub struct DemandEstimate {
     rate: f64,
 }
 
+/// The demand a region reports: the attempt rate plus the buyers waiting in its line for stock.
+/// A waiting buyer sends no new attempts, yet is the most certain demand there is; each counts
+/// as one attempt per time constant, the rate at which a buyer answered 503 would come back.
+/// (Without this, a hot region's demand would collapse exactly while its buyers wait.)
+pub fn with_waiting(attempt_rate: f64, waiting: usize) -> f64 {
+    attempt_rate + waiting as f64 / TAU_S
+}
+
 impl DemandEstimate {
     /// Starts at rate 0 from the attempt counter's value `attempts` at `at`.
     pub fn new(attempts: u64, at: Instant) -> Self {
@@ -149,5 +157,15 @@ mod tests {
                 prop_assert!(r >= 0.0 && r <= highest + 1e-6, "rate {r} highest {highest}");
             }
         }
+    }
+
+    #[test]
+    fn waiting_buyers_count_as_one_attempt_per_time_constant() {
+        assert!((with_waiting(10.0, 0) - 10.0).abs() < 1e-12);
+        assert!((with_waiting(10.0, 5) - (10.0 + 5.0 / TAU_S)).abs() < 1e-12);
+        assert!(
+            with_waiting(0.0, 1) > 0.0,
+            "a waiting buyer alone is demand"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use etcd_client::{Client, PutOptions};
-use quota_shared::demand::DemandEstimate;
+use quota_shared::demand::{with_waiting, DemandEstimate};
 use quota_shared::keys;
 use quota_shared::model::RegionReport;
 
@@ -34,11 +34,7 @@ pub(super) async fn report(
             .entry(product_id)
             .or_insert_with(|| DemandEstimate::new(attempts, now))
             .observe(attempts, now);
-        // Buyers waiting in line for stock send no new attempts, yet they are the most certain
-        // demand there is: each counts as one attempt per time constant, the rate at which a
-        // buyer answered 503 would have come back.
-        let waiting = entry.waitroom().waiting() as f64;
-        let rate = attempts_rate + waiting / quota_shared::demand::TAU_S;
+        let rate = with_waiting(attempts_rate, entry.waitroom().waiting());
         metrics::gauge!("quota_demand_per_second", "product" => product_id.to_string()).set(rate);
         let report = RegionReport {
             granted: q.applied_grant,

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use quota_shared::availability::{Ask, Availability, AvailabilityState};
-use quota_shared::demand::DemandEstimate;
+use quota_shared::demand::{with_waiting, DemandEstimate};
 use quota_shared::model::{RegionReport, ReleasePublished, ReleaseRequest};
 use quota_shared::reconcile::target_stock;
 use quota_shared::region_steps::{apply_grant, release_step, release_taken, ReleaseStep};
@@ -344,9 +344,10 @@ impl Region {
         );
         self.reconcile();
         self.serve_waiters(ctx);
-        // Waiting buyers send no attempts but are certain demand: one attempt per τ each.
-        let waiting = self.waiting_ids.len() as f64 / quota_shared::demand::TAU_S;
-        let rate = self.demand.observe(self.attempts, self.instant(ctx.now)) + waiting;
+        let rate = with_waiting(
+            self.demand.observe(self.attempts, self.instant(ctx.now)),
+            self.waiting_ids.len(),
+        );
         let report = self.report(ctx.now_ms(), rate);
         let msg = EtcdMsg::Report {
             region: self.idx,
