@@ -20,7 +20,8 @@
 //! [`RegionNode`] wires them around the shared `state::AppState`.
 //!
 //! Module floors (each imports only from floors below it, so there is no import circle):
-//! `error`, `db`, `stock`, `metrics`, `config` → `ratelimit`, `catalog`, `batch`, `strategy` →
+//! `error`, `db`, `stock`, `metrics`, `config`, `waitroom` → `ratelimit`, `catalog`, `batch`,
+//! `strategy` →
 //! `state` → `purchase`, `reconcile`, `release`, `etcd_sync`, `http` → `server`.
 
 mod batch;
