@@ -12,16 +12,21 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use quota_shared::wire::{
     CreateProduct, Drain, DrainView, Restock, RoundView, SetPolicy, SetSplit,
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
 
 use crate::error::CoordError;
 use crate::escrow::Escrow;
+use crate::operation::{self, Operation};
+
+/// A keyed call's [`Operation`], if the client sent an `Idempotency-Key`.
+type Keyed = Option<Extension<Operation>>;
 
 /// Header marking a request a standby already forwarded (never forwarded twice).
 const FORWARDED: &str = "x-quota-forwarded";
@@ -56,6 +61,7 @@ pub fn router(st: Arc<ApiState>) -> Router {
         .route("/v1/admin/regions/{region}/drain", post(drain))
         .route("/v1/admin/status", get(status))
         .route("/v1/admin/audit", get(audit))
+        .route_layer(middleware::from_fn(operation::middleware))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&st),
             forward_writes,
@@ -125,7 +131,11 @@ async fn forward_writes(
         .request(parts.method.clone(), format!("{leader}{path}"))
         .header(FORWARDED, &st.id)
         .body(body);
-    for h in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+    for h in [
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::HeaderName::from_static(IDEMPOTENCY_KEY_HEADER),
+    ] {
         if let Some(v) = parts.headers.get(&h) {
             fwd = fwd.header(h, v);
         }
@@ -135,15 +145,18 @@ async fn forward_writes(
         .await
         .map_err(|e| CoordError::Unavailable(format!("forwarding to the leader failed: {e}")))?;
     let status = resp.status();
+    let replayed = resp.headers().get(IDEMPOTENT_REPLAYED_HEADER).cloned();
     let bytes = resp
         .bytes()
         .await
         .map_err(|e| CoordError::Unavailable(format!("leader answer unreadable: {e}")))?;
-    Ok(Response::builder()
+    let mut out = Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(bytes))
-        .expect("valid response"))
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(v) = replayed {
+        out = out.header(IDEMPOTENT_REPLAYED_HEADER, v);
+    }
+    Ok(out.body(Body::from(bytes)).expect("valid response"))
 }
 
 fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, CoordError> {
@@ -159,10 +172,14 @@ fn product_id(raw: &str) -> Result<i64, CoordError> {
 
 async fn create_product(
     State(st): State<Arc<ApiState>>,
+    op: Keyed,
     body: Bytes,
 ) -> Result<impl IntoResponse, CoordError> {
     let req: CreateProduct = json_body(&body)?;
-    Ok((StatusCode::CREATED, Json(st.escrow.create(req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(st.escrow.create(req, op.as_deref()).await?),
+    ))
 }
 
 async fn list_products(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, CoordError> {
@@ -183,39 +200,45 @@ async fn show_product(
 async fn set_quota(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
+    op: Keyed,
     body: Bytes,
 ) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
     let req: SetSplit = json_body(&body)?;
-    let (product, moves) = st.escrow.set_split(id, req.split).await?;
+    let (product, moves) = st.escrow.set_split(id, req.split, op.as_deref()).await?;
     Ok(Json(RoundView { moves, product }))
 }
 
 async fn set_policy(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
+    op: Keyed,
     body: Bytes,
 ) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
     let req: SetPolicy = json_body(&body)?;
-    Ok(Json(st.escrow.set_policy(id, req.policy).await?))
+    Ok(Json(
+        st.escrow.set_policy(id, req.policy, op.as_deref()).await?,
+    ))
 }
 
 async fn restock(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
+    op: Keyed,
     body: Bytes,
 ) -> Result<impl IntoResponse, CoordError> {
     let id = product_id(&raw)?;
     let req: Restock = json_body(&body)?;
-    Ok(Json(st.escrow.restock(id, req.units).await?))
+    Ok(Json(st.escrow.restock(id, req.units, op.as_deref()).await?))
 }
 
 async fn end(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
+    op: Keyed,
 ) -> Result<impl IntoResponse, CoordError> {
-    Ok(Json(st.escrow.end(product_id(&raw)?).await?))
+    Ok(Json(st.escrow.end(product_id(&raw)?, op.as_deref()).await?))
 }
 
 async fn rebalance(
@@ -237,6 +260,7 @@ async fn list_regions(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespon
 async fn drain(
     State(st): State<Arc<ApiState>>,
     Path(region): Path<String>,
+    op: Keyed,
     body: Bytes,
 ) -> Result<impl IntoResponse, CoordError> {
     let req: Drain = if body.is_empty() {
@@ -244,7 +268,7 @@ async fn drain(
     } else {
         json_body(&body)?
     };
-    st.escrow.drain(&region, req.on).await?;
+    st.escrow.drain(&region, req.on, op.as_deref()).await?;
     Ok(Json(DrainView {
         draining: req.on,
         region,

@@ -27,6 +27,9 @@ pub enum CoordError {
     /// 409: the product already exists.
     #[error("{0}")]
     Conflict(String),
+    /// 422: the idempotency key was already used for a different call (nothing was changed).
+    #[error("{0}")]
+    KeyReused(String),
     /// 503: etcd unreachable, or the ledger kept changing under us.
     #[error("{0}")]
     Unavailable(String),
@@ -60,6 +63,9 @@ impl CoordError {
             CoordError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             CoordError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             CoordError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            CoordError::KeyReused(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+            }
             CoordError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             CoordError::NotLeader => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
             CoordError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -15,6 +15,8 @@
 //! * `leader` — leader election; the leader runs a rebalance round per product every 100 ms.
 //! * `api` — the authenticated admin API that `quotactl` talks to; standbys forward writes
 //!   to the leader. Its JSON types are [`quota_shared::wire`].
+//! * `operation` — idempotency keys: a mutating call applied at most once however often it is
+//!   sent.
 //! * `error` — [`CoordError`] and its HTTP mapping.
 //! * `config` — the `coordinator` command line.
 
@@ -26,6 +28,7 @@ mod error;
 mod escrow;
 mod leader;
 mod lifecycle;
+mod operation;
 mod rebalance;
 mod snapshot;
 mod status;

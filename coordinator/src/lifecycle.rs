@@ -12,6 +12,7 @@ use quota_shared::wire::{CreateProduct, ProductView};
 use crate::cas::{Attempt, LEDGER_WRITE};
 use crate::error::CoordError;
 use crate::escrow::Escrow;
+use crate::operation::Operation;
 use crate::snapshot::LedgerSnapshot;
 
 /// Validates a split: known regions, no negative share, Σ ≤ total.
@@ -49,8 +50,17 @@ fn check_split(
 }
 
 impl Escrow {
-    /// Creates a sale; an initial split is granted at once.
-    pub(crate) async fn create(&self, req: CreateProduct) -> Result<ProductView, CoordError> {
+    /// Creates a sale; an initial split is granted at once. A keyed call that was already
+    /// applied answers with the product as it is now.
+    pub(crate) async fn create(
+        &self,
+        req: CreateProduct,
+        op: Option<&Operation>,
+    ) -> Result<ProductView, CoordError> {
+        let id = req.product_id;
+        if self.already_applied(op).await? {
+            return Ok(self.store.read(id).await?.view());
+        }
         let start = req.start_time.unwrap_or_else(Utc::now);
         let spec = ProductSpec {
             product_id: req.product_id,
@@ -77,13 +87,32 @@ impl Escrow {
                 .collect();
             ledger.static_split = split;
         }
-        self.store.create(&spec, &ledger).await?;
-        Ok(self.store.read(spec.product_id).await?.view())
+        match self.store.create_keyed(&spec, &ledger, op).await {
+            // The product exists: made by this very call (its answer lost, resent meanwhile)?
+            Err(CoordError::Conflict(_)) if self.already_applied(op).await? => {}
+            other => other?,
+        }
+        Ok(self.store.read(id).await?.view())
+    }
+
+    /// Whether keyed call `op` was already applied (refusing a key reused for another call).
+    async fn already_applied(&self, op: Option<&Operation>) -> Result<bool, CoordError> {
+        let Some(op) = op else { return Ok(false) };
+        match self.store.operation(&op.key).await? {
+            Some(earlier) => op.replay_of(&earlier).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Re-reads and applies `change` to the ledger (and spec) until the CAS succeeds; returns
-    /// the product afterwards.
-    async fn update<F>(&self, id: i64, change: F) -> Result<ProductView, CoordError>
+    /// the product afterwards. A keyed call already applied changes nothing (checked on every
+    /// attempt: a concurrent copy of the call may win the race).
+    async fn update<F>(
+        &self,
+        id: i64,
+        op: Option<&Operation>,
+        change: F,
+    ) -> Result<ProductView, CoordError>
     where
         F: Fn(&LedgerSnapshot, &mut Ledger, &mut ProductSpec) -> Result<(), CoordError>,
     {
@@ -91,13 +120,16 @@ impl Escrow {
         LEDGER_WRITE
             .run(move || async move {
                 let snap = this.store.read(id).await?;
+                if this.already_applied(op).await? {
+                    return Ok(Attempt::Done(()));
+                }
                 let mut ledger = snap.ledger.clone();
                 let mut spec = snap.spec.clone();
                 change(&snap, &mut ledger, &mut spec)?;
                 let spec_changed = (spec != snap.spec).then_some(&spec);
                 let written = this
                     .store
-                    .write(&snap, &ledger, spec_changed, &BTreeMap::new())
+                    .write_keyed(&snap, &ledger, spec_changed, &BTreeMap::new(), op)
                     .await?;
                 Ok(if written {
                     Attempt::Done(())
@@ -115,9 +147,10 @@ impl Escrow {
         &self,
         id: i64,
         split: BTreeMap<String, i64>,
+        op: Option<&Operation>,
     ) -> Result<(ProductView, Vec<Move>), CoordError> {
         let known = self.known_regions().await?;
-        self.update(id, |snap, ledger, _| {
+        self.update(id, op, |snap, ledger, _| {
             check_split(&split, snap.ledger.total, &known)?;
             ledger.static_split.clone_from(&split);
             ledger.policy = PolicyKind::Static;
@@ -133,22 +166,29 @@ impl Escrow {
         &self,
         id: i64,
         policy: PolicyKind,
+        op: Option<&Operation>,
     ) -> Result<ProductView, CoordError> {
-        self.update(id, |_, ledger, _| {
+        self.update(id, op, |_, ledger, _| {
             ledger.policy = policy;
             Ok(())
         })
         .await
     }
 
-    /// Adds units to the pool (and the total).
-    pub(crate) async fn restock(&self, id: i64, units: i64) -> Result<ProductView, CoordError> {
+    /// Adds units to the pool (and the total). Not idempotent by itself — the same call twice
+    /// adds twice — which is what the idempotency key (`op`) is for.
+    pub(crate) async fn restock(
+        &self,
+        id: i64,
+        units: i64,
+        op: Option<&Operation>,
+    ) -> Result<ProductView, CoordError> {
         if units <= 0 {
             return Err(CoordError::Invalid(format!(
                 "restock units must be positive (got {units})"
             )));
         }
-        self.update(id, |_, ledger, spec| {
+        self.update(id, op, |_, ledger, spec| {
             let total = ledger
                 .total
                 .checked_add(units)
@@ -162,8 +202,12 @@ impl Escrow {
     }
 
     /// Ends the sale now (regions refuse purchases from then on; nothing is moved any more).
-    pub(crate) async fn end(&self, id: i64) -> Result<ProductView, CoordError> {
-        self.update(id, |_, _, spec| {
+    pub(crate) async fn end(
+        &self,
+        id: i64,
+        op: Option<&Operation>,
+    ) -> Result<ProductView, CoordError> {
+        self.update(id, op, |_, _, spec| {
             let now = Utc::now();
             if spec.end_time > now {
                 spec.end_time = now.max(spec.start_time + chrono::Duration::milliseconds(1));
@@ -174,11 +218,23 @@ impl Escrow {
     }
 
     /// Starts (or stops) draining a region.
-    pub(crate) async fn drain(&self, region: &str, on: bool) -> Result<(), CoordError> {
+    pub(crate) async fn drain(
+        &self,
+        region: &str,
+        on: bool,
+        op: Option<&Operation>,
+    ) -> Result<(), CoordError> {
         validate_region_name(region)?;
         if !self.known_regions().await?.iter().any(|r| r == region) {
             return Err(CoordError::Invalid(format!("unknown region {region:?}")));
         }
-        self.store.set_drain(region, on).await
+        for _ in 0..2 {
+            if self.already_applied(op).await? || self.store.set_drain(region, on, op).await? {
+                return Ok(());
+            }
+        }
+        Err(CoordError::Unavailable(
+            "the drain marker kept changing concurrently; retry".into(),
+        ))
     }
 }

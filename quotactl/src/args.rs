@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use quota_shared::policy::PolicyKind;
+use quota_shared::wire::IdempotencyKey;
 use rust_decimal::Decimal;
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,10 @@ pub(crate) struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Name this change so that running it again changes nothing (default: a fresh key,
+    /// printed if the answer is lost). Reuse the printed key to rerun a change that timed out.
+    #[arg(long, global = true, value_parser = parse_key)]
+    pub(crate) idempotency_key: Option<IdempotencyKey>,
     #[command(subcommand)]
     pub(crate) command: Cmd,
 }
@@ -188,6 +193,10 @@ fn parse_split(s: &str) -> Result<BTreeMap<String, i64>, String> {
         return Err("split must name at least one region".into());
     }
     Ok(out)
+}
+
+fn parse_key(raw: &str) -> Result<IdempotencyKey, String> {
+    IdempotencyKey::parse(raw).map_err(|e| e.0)
 }
 
 #[cfg(test)]

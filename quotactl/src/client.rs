@@ -1,14 +1,19 @@
 //! [`AdminClient`]: one method per admin endpoint, typed by [`quota_shared::wire`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use quota_shared::api::ErrorEnvelope;
 use serde::de::DeserializeOwned;
 
 use quota_shared::wire::{
-    AuditReport, CreateProduct, Drain, DrainView, ProductView, RegionView, Restock, RoundView,
-    SetPolicy, SetSplit, StatusView,
+    AuditReport, CreateProduct, Drain, DrainView, IdempotencyKey, ProductView, RegionView, Restock,
+    RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
+
+/// How many times a keyed change is sent when the coordinator cannot be reached or is
+/// between leaders: safe, because the key makes every copy after the first a no-op.
+const WRITE_TRIES: u32 = 3;
 
 /// Why a request failed: unreachable, refused (with the API's error code), or answered with
 /// something the contract does not allow. `quotactl` prints it and exits 1.
@@ -32,6 +37,19 @@ pub enum ClientError {
         /// Human message.
         message: String,
     },
+    /// A change was sent but no answer came back: it may or may not have been applied.
+    #[error(
+        "no answer from the coordinator at {url} ({source}); the change may have been applied. \
+         Rerun the same command with --idempotency-key {key} to apply it at most once"
+    )]
+    MaybeApplied {
+        /// Base URL tried.
+        url: String,
+        /// The key the change was sent with.
+        key: IdempotencyKey,
+        /// Cause.
+        source: reqwest::Error,
+    },
     /// The answer was not what the API documents.
     #[error("unexpected answer from the coordinator: {0}")]
     Decode(String),
@@ -43,6 +61,10 @@ pub struct AdminClient {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Sent with every change, so resending one is harmless.
+    key: Option<IdempotencyKey>,
+    /// The last change had already been applied with the same key (nothing changed).
+    replayed: AtomicBool,
 }
 
 impl AdminClient {
@@ -55,6 +77,53 @@ impl AdminClient {
                 .expect("static client config"),
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
+            key: None,
+            replayed: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends every change with `key` (one key names one change: use a client per change) and
+    /// resends it when no answer comes back.
+    #[must_use]
+    pub fn with_idempotency_key(mut self, key: IdempotencyKey) -> AdminClient {
+        self.key = Some(key);
+        self
+    }
+
+    /// Whether the last change had already been applied earlier under the same key, so this
+    /// call changed nothing.
+    pub fn replayed(&self) -> bool {
+        self.replayed.load(Ordering::Relaxed)
+    }
+
+    /// Sends a change: with the key (if any) as a header; resent up to [`WRITE_TRIES`] times
+    /// while the coordinator cannot be reached or has no leader — only when keyed, because an
+    /// unkeyed resend could apply the change twice.
+    async fn send_change<T: DeserializeOwned>(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let Some(key) = &self.key else {
+            return self.send(make()).await;
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let req = make().header(IDEMPOTENCY_KEY_HEADER, key.as_str());
+            match self.send(req).await {
+                Err(ClientError::Connect { source, url }) => {
+                    if tries >= WRITE_TRIES {
+                        return Err(ClientError::MaybeApplied {
+                            url,
+                            key: key.clone(),
+                            source,
+                        });
+                    }
+                }
+                Err(ClientError::Api { status: 503, .. }) if tries < WRITE_TRIES => {}
+                other => return other,
+            }
+            tokio::time::sleep(Duration::from_millis(300 * u64::from(tries))).await;
         }
     }
 
@@ -71,6 +140,12 @@ impl AdminClient {
                 source,
             })?;
         let status = resp.status();
+        self.replayed.store(
+            resp.headers()
+                .get(IDEMPOTENT_REPLAYED_HEADER)
+                .is_some_and(|v| v == "true"),
+            Ordering::Relaxed,
+        );
         let bytes = resp
             .bytes()
             .await
@@ -97,7 +172,7 @@ impl AdminClient {
 
     /// Creates a product (and its initial split).
     pub async fn create_product(&self, req: &CreateProduct) -> Result<ProductView, ClientError> {
-        self.send(self.http.post(self.url("/v1/admin/products")).json(req))
+        self.send_change(|| self.http.post(self.url("/v1/admin/products")).json(req))
             .await
     }
 
@@ -115,40 +190,40 @@ impl AdminClient {
 
     /// Sets a static split (and the static policy); returns the moves made at once.
     pub async fn set_split(&self, id: i64, req: &SetSplit) -> Result<RoundView, ClientError> {
-        self.send(
+        self.send_change(|| {
             self.http
                 .put(self.url(&format!("/v1/admin/products/{id}/quota")))
-                .json(req),
-        )
+                .json(req)
+        })
         .await
     }
 
     /// Sets the rebalance policy.
     pub async fn set_policy(&self, id: i64, req: &SetPolicy) -> Result<ProductView, ClientError> {
-        self.send(
+        self.send_change(|| {
             self.http
                 .put(self.url(&format!("/v1/admin/products/{id}/policy")))
-                .json(req),
-        )
+                .json(req)
+        })
         .await
     }
 
     /// Adds units to the pool.
     pub async fn restock(&self, id: i64, req: &Restock) -> Result<ProductView, ClientError> {
-        self.send(
+        self.send_change(|| {
             self.http
                 .post(self.url(&format!("/v1/admin/products/{id}/restock")))
-                .json(req),
-        )
+                .json(req)
+        })
         .await
     }
 
     /// Ends the sale now.
     pub async fn end(&self, id: i64) -> Result<ProductView, ClientError> {
-        self.send(
+        self.send_change(|| {
             self.http
-                .post(self.url(&format!("/v1/admin/products/{id}/end"))),
-        )
+                .post(self.url(&format!("/v1/admin/products/{id}/end")))
+        })
         .await
     }
 
@@ -163,11 +238,11 @@ impl AdminClient {
 
     /// Starts or stops draining a region.
     pub async fn drain(&self, region: &str, req: &Drain) -> Result<DrainView, ClientError> {
-        self.send(
+        self.send_change(|| {
             self.http
                 .post(self.url(&format!("/v1/admin/regions/{region}/drain")))
-                .json(req),
-        )
+                .json(req)
+        })
         .await
     }
 

@@ -106,5 +106,11 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
             });
         }
     }
+    if client.replayed() {
+        eprintln!(
+            "quotactl: this change had already been applied with the same idempotency key; \
+             nothing changed (shown: the state now)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::Parser;
+use quota_shared::wire::IdempotencyKey;
 use quotactl::AdminClient;
 
 use crate::args::Cli;
@@ -44,7 +45,13 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
-    match rt.block_on(commands::run(cli, AdminClient::new(&url, &token))) {
+    // One key per invocation: the command's one change is applied at most once, however
+    // often the client resends it.
+    let key = cli.idempotency_key.clone().unwrap_or_else(|| {
+        IdempotencyKey::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid key")
+    });
+    let client = AdminClient::new(&url, &token).with_idempotency_key(key);
+    match rt.block_on(commands::run(cli, client)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("quotactl: {e}");

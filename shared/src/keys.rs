@@ -15,6 +15,7 @@
 //! | `/quota/v1/regions/{r}/alive` | heartbeat, attached to a lease | region `r` |
 //! | `/quota/v1/release-requests/{r}/{p}` | [`crate::model::ReleaseRequest`] JSON | coordinator |
 //! | `/quota/v1/drain/{r}` | present while region `r` is being drained | coordinator |
+//! | `/quota/v1/operations/{k}` | [`crate::model::OperationRecord`] JSON, leased 24 h | coordinator |
 //! | `/quota/v1/coordinator/leader` | election (etcd election API) | coordinators |
 //! | `/quota/v1/regions/{r}/releases/{p}` | [`crate::model::ReleasePublished`] JSON (`R`) | region `r` |
 //! | `/quota/v1/regions/{r}/reports/{p}` | [`crate::model::RegionReport`] JSON, leased | region `r` |
@@ -96,6 +97,12 @@ pub fn drain(region: &str) -> String {
 /// Prefix of every drain marker.
 pub fn drains_prefix() -> String {
     format!("{ROOT}drain/")
+}
+
+/// The record of the admin operation made with idempotency key `key` (written in the same
+/// transaction as the change it made, so a rerun of the same call finds it and changes nothing).
+pub fn operation(key: &str) -> String {
+    format!("{ROOT}operations/{key}")
 }
 
 /// Name of the coordinators' election.

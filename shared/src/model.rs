@@ -184,6 +184,17 @@ impl Movable {
     }
 }
 
+/// What the coordinator remembers of an admin call made with an idempotency key: which request
+/// it was (so the same key on a *different* request is refused rather than silently ignored)
+/// and when it was applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OperationRecord {
+    /// The request: method, path and canonical JSON body.
+    pub fingerprint: String,
+    /// Unix milliseconds when it was applied.
+    pub at_ms: i64,
+}
+
 /// A region's self-registration, written once when its node starts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RegionInfo {

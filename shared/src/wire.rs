@@ -12,8 +12,56 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Invalid;
 use crate::model::ProductSpec;
 use crate::policy::{Move, PolicyKind};
+
+/// Request header carrying an [`IdempotencyKey`] on a mutating admin call.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// Response header set to `true` when a call with an idempotency key had already been applied
+/// and this answer changed nothing.
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// A client's name for one mutating admin call. The coordinator records it in the same etcd
+/// transaction as the change, so the same call sent again — a retry after a timeout, or an
+/// operator rerunning a command whose answer was lost — is applied at most once. It becomes
+/// part of an etcd key, hence the narrow alphabet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Longest key accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Validates a key: 1–128 characters of `A–Z a–z 0–9 - _ . :`.
+    pub fn parse(raw: &str) -> Result<IdempotencyKey, Invalid> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if ok {
+            Ok(IdempotencyKey(raw.to_string()))
+        } else {
+            Err(Invalid(format!(
+                "idempotency key must be 1-{} characters of A-Z a-z 0-9 - _ . : (got {raw:?})",
+                Self::MAX_LEN
+            )))
+        }
+    }
+
+    /// The key as sent and stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// `GET /v1/admin/products/{p}/audit` on a region node: the region's truth about one product,
 /// read in one Postgres snapshot, plus what its Redis holds. The coordinator's audit compares
@@ -316,5 +364,20 @@ mod tests {
         let d: Drain = serde_json::from_str("{}").unwrap();
         assert!(d.on);
         assert!(serde_json::from_str::<Drain>(r#"{"on":true,"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_narrow_enough_to_be_an_etcd_key() {
+        for ok in [
+            "a",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "op:restock.7_x",
+        ] {
+            assert_eq!(IdempotencyKey::parse(ok).unwrap().as_str(), ok);
+        }
+        let long = "k".repeat(IdempotencyKey::MAX_LEN + 1);
+        for bad in ["", "a/b", "a b", "ü", "../x", long.as_str()] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

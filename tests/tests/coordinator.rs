@@ -533,6 +533,18 @@ async fn quotactl_bad_input_changes_nothing() {
         (&["quota", "set", "999", "east=1"], 1, "unknown product"),
         (&["quota", "policy", &P.to_string(), "random"], 2, "random"),
         (&["product", "restock", &P.to_string(), "0"], 2, "0"),
+        (
+            &[
+                "product",
+                "restock",
+                &P.to_string(),
+                "5",
+                "--idempotency-key",
+                "a/b",
+            ],
+            2,
+            "idempotency key",
+        ),
         (&["region", "drain", "mars"], 1, "unknown region"),
         (&["rebalance", "999"], 1, "unknown product"),
         (&["audit", "999"], 1, "unknown product"),
@@ -558,4 +570,103 @@ async fn quotactl_bad_input_changes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+}
+
+/// Issue 9 §5: a change sent again under the same idempotency key — a client's retry, or an
+/// operator rerunning a command whose answer was lost — is applied once, through either
+/// coordinator instance (the standby forwards the key to the leader); the same key on another
+/// change is refused, a malformed key is a 400, and neither changes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_sent_twice_with_one_key_is_applied_once() {
+    let c = Cluster::builder(&["east"]).coordinators(2).start().await;
+    Sale::new(P, 100, "east=100").create(&c).await;
+    let total = || quotactl_json(&c, &["product", "show", &P.to_string()])["total"].clone();
+    let (a, b) = (c.coordinators[0].url.clone(), c.coordinators[1].url.clone());
+    let restock = |via: &str, units: &str, key: &str| {
+        c.quotactl_via(
+            via,
+            &[
+                "product",
+                "restock",
+                &P.to_string(),
+                units,
+                "--idempotency-key",
+                key,
+            ],
+        )
+    };
+
+    // The operator reruns a restock, once through each instance: one of them is the standby.
+    let first = restock(&a, "50", "rerun-1");
+    assert!(first.status.success(), "{first:?}");
+    let again = restock(&b, "50", "rerun-1");
+    assert!(again.status.success(), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already been applied"),
+        "{again:?}"
+    );
+    assert_eq!(total(), 150, "applied once");
+
+    // The same key on a different change: refused, nothing changes.
+    let other = restock(&a, "7", "rerun-1");
+    assert_eq!(other.status.code(), Some(1), "{other:?}");
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("idempotency_key_reused"),
+        "{other:?}"
+    );
+    assert_eq!(total(), 150);
+
+    // Without a key each invocation gets a fresh one: two runs are two changes.
+    for _ in 0..2 {
+        let out = c.quotactl(&["product", "restock", &P.to_string(), "10"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(total(), 170);
+
+    // An API client's own key, over HTTP: the replay says so in a header.
+    let client = http();
+    let post = |via: String, path: String, key: &'static str, body: Value| {
+        let (client, token) = (client.clone(), c.admin_token.clone());
+        async move {
+            client
+                .post(format!("{via}{path}"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let path = format!("/v1/admin/products/{P}/restock");
+    let body = serde_json::json!({"units": 30});
+    let r1 = post(a.clone(), path.clone(), "api-1", body.clone()).await;
+    assert_eq!(r1.status(), 200);
+    assert!(r1.headers().get("idempotent-replayed").is_none());
+    let r2 = post(b.clone(), path.clone(), "api-1", body.clone()).await;
+    assert_eq!(r2.status(), 200);
+    assert_eq!(r2.headers()["idempotent-replayed"], "true");
+    assert_eq!(total(), 200);
+
+    // A malformed key is refused before anything runs.
+    let bad = post(a.clone(), path.clone(), "no/slashes", body).await;
+    assert_eq!(bad.status(), 400);
+    let err: Value = bad.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_request", "{err}");
+    assert_eq!(total(), 200);
+
+    // Creation too: the second create with the key answers the product instead of 409.
+    let create = serde_json::json!({
+        "product_id": P + 1, "name": "twice", "total": 10, "price": "1.00",
+        "split": {"east": 10}
+    });
+    let products = "/v1/admin/products".to_string();
+    let c1 = post(a.clone(), products.clone(), "create-1", create.clone()).await;
+    assert_eq!(c1.status(), 201);
+    let c2 = post(b.clone(), products.clone(), "create-1", create).await;
+    assert_eq!(c2.status(), 201);
+    assert_eq!(c2.headers()["idempotent-replayed"], "true");
+    let view: Value = c2.json().await.unwrap();
+    assert_eq!(view["total"], 10, "{view}");
+    audit_ok(&c, P).await;
 }

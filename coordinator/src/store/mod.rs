@@ -20,13 +20,19 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use quota_shared::keys;
-use quota_shared::model::{Ledger, Movable, ProductSpec, ReleaseRequest};
+use quota_shared::model::{Ledger, Movable, OperationRecord, ProductSpec, ReleaseRequest};
 use quota_shared::round::initial_movable;
+use quota_shared::wire::IdempotencyKey;
 
 use crate::error::CoordError;
+use crate::operation::Operation;
 use crate::snapshot::LedgerSnapshot;
+
+/// How long an operation record is kept: long enough for any rerun of a timed-out command,
+/// short enough that the records do not pile up.
+const OPERATION_TTL_S: i64 = 24 * 3600;
 
 pub(crate) use grpc::is_request_timeout;
 
@@ -155,13 +161,64 @@ impl Store {
         }
     }
 
+    /// The record of the keyed operation `key`, if one was applied (and has not expired).
+    pub(crate) async fn operation(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<OperationRecord>, CoordError> {
+        let mut c = self.client.clone();
+        let resp = c.get(keys::operation(key.as_str()), None).await?;
+        resp.kvs()
+            .first()
+            .map(|kv| {
+                serde_json::from_slice(kv.value()).map_err(|e| {
+                    CoordError::Internal(format!("unreadable operation record {key}: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// The guard and the write that record `op` in a transaction: the key must not exist yet
+    /// (a concurrent replay that won makes this transaction fail, and the retry finds its
+    /// record), and it is written on a lease of [`OPERATION_TTL_S`].
+    async fn operation_txn(
+        &self,
+        op: Option<&Operation>,
+    ) -> Result<(Vec<Compare>, Vec<TxnOp>), CoordError> {
+        let Some(op) = op else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let key = keys::operation(op.key.as_str());
+        let mut c = self.client.clone();
+        let lease = c.lease_grant(OPERATION_TTL_S, None).await?.id();
+        Ok((
+            vec![Compare::version(key.clone(), CompareOp::Equal, 0)],
+            vec![TxnOp::put(
+                key,
+                to_json(&op.record()),
+                Some(PutOptions::new().with_lease(lease)),
+            )],
+        ))
+    }
+
     /// Creates a product with its ledger (and initial grants), atomically.
     pub async fn create(&self, spec: &ProductSpec, ledger: &Ledger) -> Result<(), CoordError> {
+        self.create_keyed(spec, ledger, None).await
+    }
+
+    /// [`Store::create`] with the record of `op`, when the call is keyed.
+    pub(crate) async fn create_keyed(
+        &self,
+        spec: &ProductSpec,
+        ledger: &Ledger,
+        op: Option<&Operation>,
+    ) -> Result<(), CoordError> {
         let p = spec.product_id;
-        let mut ops = vec![
+        let (mut cmps, mut ops) = self.operation_txn(op).await?;
+        ops.extend([
             TxnOp::put(keys::product_spec(p), to_json(spec), None),
             TxnOp::put(keys::product_ledger(p), to_json(ledger), None),
-        ];
+        ]);
         for (r, g) in &ledger.granted {
             ops.push(TxnOp::put(keys::grant(r, p), g.to_string(), None));
         }
@@ -171,8 +228,12 @@ impl Store {
             to_json(&movable),
             None,
         ));
-        let cmp = Compare::create_revision(keys::product_spec(p), CompareOp::Equal, 0);
-        if !self.fenced_txn(vec![cmp], ops).await? {
+        cmps.push(Compare::create_revision(
+            keys::product_spec(p),
+            CompareOp::Equal,
+            0,
+        ));
+        if !self.fenced_txn(cmps, ops).await? {
             return Err(CoordError::Conflict(format!("product {p} already exists")));
         }
         tracing::info!(product_id = p, total = spec.total, "product created");
@@ -189,8 +250,21 @@ impl Store {
         spec: Option<&ProductSpec>,
         requests: &BTreeMap<String, ReleaseRequest>,
     ) -> Result<bool, CoordError> {
+        self.write_keyed(snap, ledger, spec, requests, None).await
+    }
+
+    /// [`Store::write`] with the record of `op` when the call is keyed (`Ok(false)` too if that
+    /// record appeared meanwhile: the retry finds it and answers as a replay).
+    pub(crate) async fn write_keyed(
+        &self,
+        snap: &LedgerSnapshot,
+        ledger: &Ledger,
+        spec: Option<&ProductSpec>,
+        requests: &BTreeMap<String, ReleaseRequest>,
+        op: Option<&Operation>,
+    ) -> Result<bool, CoordError> {
         let p = snap.spec.product_id;
-        let mut ops = Vec::new();
+        let (mut cmps, mut ops) = self.operation_txn(op).await?;
         for (r, g) in &ledger.granted {
             let old = snap.grant(r);
             if *g < old {
@@ -209,8 +283,12 @@ impl Store {
             ops.push(TxnOp::put(keys::product_spec(p), to_json(spec), None));
         }
         ops.push(TxnOp::put(keys::product_ledger(p), to_json(ledger), None));
-        let cmp = Compare::mod_revision(keys::product_ledger(p), CompareOp::Equal, snap.revision);
-        self.fenced_txn(vec![cmp], ops).await
+        cmps.push(Compare::mod_revision(
+            keys::product_ledger(p),
+            CompareOp::Equal,
+            snap.revision,
+        ));
+        self.fenced_txn(cmps, ops).await
     }
 
     /// Publishes what could still move to each region (fenced; no CAS: last writer wins and
@@ -221,14 +299,20 @@ impl Store {
         Ok(())
     }
 
-    /// Marks (or unmarks) a region as draining.
-    pub(crate) async fn set_drain(&self, region: &str, on: bool) -> Result<(), CoordError> {
-        let op = if on {
+    /// Marks (or unmarks) a region as draining (with the record of `op`, when keyed);
+    /// `Ok(false)` when a keyed call's record appeared meanwhile.
+    pub(crate) async fn set_drain(
+        &self,
+        region: &str,
+        on: bool,
+        op: Option<&Operation>,
+    ) -> Result<bool, CoordError> {
+        let (cmps, mut ops) = self.operation_txn(op).await?;
+        ops.push(if on {
             TxnOp::put(keys::drain(region), "1", None)
         } else {
             TxnOp::delete(keys::drain(region), None)
-        };
-        self.fenced_txn(vec![], vec![op]).await?;
-        Ok(())
+        });
+        self.fenced_txn(cmps, ops).await
     }
 }
