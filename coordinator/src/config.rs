@@ -69,6 +69,16 @@ pub struct ServeConfig {
     /// Endgame threshold: with this few units left, all go to the busiest region (0 = auto).
     #[arg(long, env = "QUOTA_POLICY_ENDGAME_UNITS", default_value_t = 0)]
     pub policy_endgame_units: i64,
+    /// Test knob: pretend this instance's clock is this many milliseconds off where it stamps
+    /// values regions read. Never set in production.
+    #[arg(
+        long,
+        env = "QUOTA_CLOCK_SKEW_MS",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        hide = true
+    )]
+    pub clock_skew_ms: i64,
 }
 
 impl ServeConfig {

@@ -32,6 +32,9 @@ pub struct Escrow {
     /// Last published movable stock per product, and when (republished on change or every
     /// second so regions can tell it is fresh).
     pub(crate) movable_published: Mutex<BTreeMap<i64, (Movable, Instant)>>,
+    /// Added to this instance's clock where it stamps what regions read (fault tests of clock
+    /// skew; 0 in production).
+    clock_skew_ms: i64,
 }
 
 impl Escrow {
@@ -46,7 +49,21 @@ impl Escrow {
                 .build()
                 .expect("static client config"),
             movable_published: Mutex::new(BTreeMap::new()),
+            clock_skew_ms: 0,
         }
+    }
+
+    /// Pretends this instance's clock is `ms` off (a test knob: regions must not depend on
+    /// the coordinator's clock agreeing with theirs).
+    #[must_use]
+    pub fn with_clock_skew_ms(mut self, ms: i64) -> Escrow {
+        self.clock_skew_ms = ms;
+        self
+    }
+
+    /// This instance's wall clock in Unix milliseconds, as it stamps values regions read.
+    pub(crate) fn stamp_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis() + self.clock_skew_ms
     }
 
     /// Every region that ever registered.

@@ -71,6 +71,7 @@ impl Escrow {
             start_time: start,
             end_time: req.end_time.unwrap_or(start + chrono::Duration::hours(1)),
             per_user_limit: req.per_user_limit.unwrap_or(1),
+            ended: false,
         };
         spec.validate()?;
         let mut ledger = Ledger {
@@ -87,7 +88,11 @@ impl Escrow {
                 .collect();
             ledger.static_split = split;
         }
-        match self.store.create_keyed(&spec, &ledger, op).await {
+        match self
+            .store
+            .create_keyed(&spec, &ledger, op, self.stamp_ms())
+            .await
+        {
             // The product exists: made by this very call (its answer lost, resent meanwhile)?
             Err(CoordError::Conflict(_)) if self.already_applied(op).await? => {}
             other => other?,
@@ -208,10 +213,7 @@ impl Escrow {
         op: Option<&Operation>,
     ) -> Result<ProductView, CoordError> {
         self.update(id, op, |_, _, spec| {
-            let now = Utc::now();
-            if spec.end_time > now {
-                spec.end_time = now.max(spec.start_time + chrono::Duration::milliseconds(1));
-            }
+            spec.end_at(Utc::now());
             Ok(())
         })
         .await

@@ -23,11 +23,10 @@ fn main() -> anyhow::Result<()> {
         let store = Store::connect(&cfg.etcd_endpoints)
             .await
             .context("connecting to etcd")?;
-        let escrow = Arc::new(Escrow::new(
-            store,
-            cfg.policy_params(),
-            cfg.admin_token.clone(),
-        ));
+        let escrow = Arc::new(
+            Escrow::new(store, cfg.policy_params(), cfg.admin_token.clone())
+                .with_clock_skew_ms(cfg.clock_skew_ms),
+        );
         let leader = Leader::new(
             Arc::clone(&escrow),
             LeaderValue {

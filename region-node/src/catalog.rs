@@ -197,6 +197,7 @@ mod tests {
             start_time: Utc::now(),
             end_time: Utc::now() + chrono::Duration::hours(1),
             per_user_limit: 1,
+            ended: false,
         }
     }
 

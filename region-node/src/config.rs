@@ -116,8 +116,8 @@ pub struct ServeConfig {
         default_value = "read-committed"
     )]
     pub isolation: crate::db::Isolation,
-    /// Crash-injection point for fault tests (e.g. `crash_after_release_commit`). Never set
-    /// in production.
+    /// Fault injection for tests (`crash_after_release_commit`, `lost_commit_answer[:MS]`,
+    /// `lost_commit_answer_then_down[:MS]`). Never set in production.
     #[arg(long, env = "QUOTA_FAILPOINT", hide = true)]
     pub failpoint: Option<String>,
     /// Timeout of one Postgres statement, milliseconds (also the server's statement_timeout).

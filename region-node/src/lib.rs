@@ -24,12 +24,14 @@
 //! `strategy` →
 //! `state` → `purchase`, `reconcile`, `release`, `etcd_sync`, `http` → `server`.
 
+mod attempts;
 mod batch;
 mod catalog;
 mod config;
 mod db;
 mod error;
 mod etcd_sync;
+mod failpoint;
 mod http;
 mod metrics;
 mod purchase;

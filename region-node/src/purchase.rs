@@ -12,9 +12,7 @@
 //! cancel it halfway.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use quota_shared::admission::{home_region, precheck, AdmitOutcome, PurchaseRequest};
 use quota_shared::availability::{Ask, Availability, AvailabilityState};
@@ -22,6 +20,7 @@ use quota_shared::model::ProductSpec;
 use quota_shared::reconcile::Ticket;
 use uuid::Uuid;
 
+use crate::attempts::with_retries;
 use crate::catalog::ProductEntry;
 use crate::db::{DbError, NewOrder, Order, PurchaseOutcome};
 use crate::error::ApiError;
@@ -88,7 +87,7 @@ async fn direct(
     let order = checked_order(st, &entry.spec(), product_id, req, Availability::Open)?;
     let st2 = Arc::clone(st);
     let task = tokio::spawn(async move {
-        let r = with_retries(|| sql.commit(&order)).await;
+        let r = with_retries(st2.failpoint.as_ref(), || sql.commit(&order)).await;
         answer(&st2, &entry, r).1
     });
     task.await
@@ -249,26 +248,6 @@ enum Settle {
     Unknown,
 }
 
-/// Runs a database step, retrying only retryable errors: at most 3 retries, exponential
-/// backoff from 10 ms with jitter (every purchase write is idempotent per order id).
-async fn with_retries<F, Fut>(attempt: F) -> Result<PurchaseOutcome, DbError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<PurchaseOutcome, DbError>>,
-{
-    attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(10))
-                .with_max_delay(Duration::from_millis(200))
-                .with_max_times(3)
-                .with_jitter(),
-        )
-        .when(DbError::is_retryable)
-        .notify(|e, d| tracing::debug!(error = %e, delay = ?d, "retrying purchase"))
-        .await
-}
-
 /// The Postgres step of an admitted purchase with bounded retries, then the Redis bookkeeping.
 async fn commit(
     st: &Arc<AppState>,
@@ -277,7 +256,7 @@ async fn commit(
     order: &NewOrder,
     ticket: &Ticket,
 ) -> Result<Order, ApiError> {
-    let result = with_retries(|| sql.commit(order)).await;
+    let result = with_retries(st.failpoint.as_ref(), || sql.commit(order)).await;
     let (settle, answer) = answer(st, entry, result);
     let product_id = order.product_id;
     match settle {
@@ -340,7 +319,9 @@ fn answer(
             (
                 Settle::Unknown,
                 Err(ApiError::Unavailable(
-                    "the database is unavailable or contended; retry shortly (a retry never buys twice)".into(),
+                    "the database connection was lost and the order may have been placed; \
+                     retry shortly (a retry never buys twice)"
+                        .into(),
                 )),
             )
         }

@@ -24,6 +24,7 @@ use quota_shared::model::{ReleasePublished, ReleaseRequest};
 use quota_shared::region_steps::{release_step, release_taken, ReleaseStep};
 
 use crate::db::DbError;
+use crate::failpoint::Failpoint;
 use crate::state::AppState;
 use crate::stock::StockError;
 
@@ -72,7 +73,7 @@ pub(crate) async fn handle(
         .await?;
     locked.commit().await?;
     tracing::info!(product_id, request = %req.request_id, asked = req.amount, taken, "released");
-    if st.failpoint.as_deref() == Some("crash_after_release_commit") {
+    if matches!(st.failpoint, Some(Failpoint::CrashAfterReleaseCommit)) {
         tracing::error!("failpoint crash_after_release_commit: aborting");
         std::process::abort();
     }

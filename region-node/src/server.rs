@@ -14,6 +14,7 @@ use crate::catalog::Catalog;
 use crate::config::{MigrateConfig, ServeConfig};
 use crate::db::{Db, DbError};
 use crate::etcd_sync::EtcdSync;
+use crate::failpoint::Failpoint;
 use crate::ratelimit::Limits;
 use crate::reconcile::Reconciler;
 use crate::state::AppState;
@@ -102,6 +103,13 @@ impl RegionNode {
     /// Starts everything, serves until `shutdown`, then stops the background tasks.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), NodeError> {
         let cfg = self.cfg;
+        let failpoint = cfg
+            .failpoint
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .map(Failpoint::parse)
+            .transpose()
+            .map_err(NodeError::Config)?;
         let db = Db::with_isolation(
             &cfg.pg_url,
             cfg.pg_pool_size,
@@ -138,7 +146,7 @@ impl RegionNode {
             metrics: self.metrics,
             reconcile_now: Notify::new(),
             etcd_connected: AtomicBool::new(false),
-            failpoint: cfg.failpoint.clone().filter(|f| !f.is_empty()),
+            failpoint,
             admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
             home_regions: cfg.home_regions.clone(),
             await_stock: Duration::from_millis(cfg.await_stock_ms),

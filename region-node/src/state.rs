@@ -31,9 +31,9 @@ pub(crate) struct AppState {
     pub(crate) reconcile_now: Notify,
     /// Whether the etcd session is up (reported by `/readyz`).
     pub(crate) etcd_connected: AtomicBool,
-    /// Crash-injection point for fault tests (`QUOTA_FAILPOINT`), e.g.
-    /// `crash_after_release_commit`. Unset in production.
-    pub(crate) failpoint: Option<String>,
+    /// Fault injection for tests (`QUOTA_FAILPOINT`, see [`crate::failpoint`]). Unset in
+    /// production.
+    pub(crate) failpoint: Option<crate::failpoint::Failpoint>,
     /// Bearer token of the region's admin endpoints (audit); `None` disables them.
     pub(crate) admin_token: Option<String>,
     /// The purchase path, built once from `--strategy` (see [`crate::strategy`]).

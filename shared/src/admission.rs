@@ -74,6 +74,12 @@ pub fn precheck(
             spec.per_user_limit
         )));
     }
+    if spec.ended {
+        return Err(Rejection::SaleNotActive(format!(
+            "the sale was ended by the operator at {}",
+            spec.end_time.to_rfc3339()
+        )));
+    }
     if now < spec.start_time {
         return Err(Rejection::SaleNotActive(format!(
             "the sale starts at {}",
@@ -168,6 +174,7 @@ mod tests {
             start_time: now - Duration::minutes(1),
             end_time: now + Duration::minutes(1),
             per_user_limit: limit,
+            ended: false,
         }
     }
 

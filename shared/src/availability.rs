@@ -9,8 +9,8 @@
 //!   is seen (before it is applied) and the mark is cleared by the first reconciliation pass that
 //!   has read `g` at least that high and made Redis reflect it.
 //! * **Stock elsewhere.** The leader publishes the units that could still move to each region
-//!   ([`Movable`]); a fresh value (at most [`MOVABLE_MAX_AGE_MS`] old) with units elsewhere makes
-//!   the answer "awaiting stock". A stale or missing value falls back to the local truth: sold
+//!   ([`Movable`]); a fresh value (received at most [`MOVABLE_MAX_AGE_MS`] ago) with units
+//!   elsewhere makes the answer "awaiting stock". A stale or missing value falls back to the local truth: sold
 //!   out — except in the first [`MOVABLE_MAX_AGE_MS`] after the region learned of the product
 //!   (a new sale, or a node restart), before the leader's first value can have arrived: a
 //!   region with no units of its own yet must not tell the sale's first buyers it is over.
@@ -20,8 +20,13 @@
 //! reconcile period.
 //!
 //! [`AvailabilityState`] is pure: every input arrives through one method per event, and
-//! [`AvailabilityState::answer`] is the only question. The caller supplies the clock (wall-clock
-//! milliseconds, the same clock the leader stamps [`Movable::at_ms`] with).
+//! [`AvailabilityState::answer`] is the only question. The caller supplies the clock: this
+//! region's own milliseconds, and only ever compared with itself. Freshness is *when the value
+//! arrived here*, never the leader's [`Movable::at_ms`] stamp: comparing two machines' clocks
+//! turned a skew of more than [`MOVABLE_MAX_AGE_MS`] into permanent false "sold out" answers
+//! (leader behind) or endless "awaiting stock" (leader ahead). The leader re-publishes the
+//! value every second while it leads, so a value that stops arriving — no leader, or this
+//! region cut off from etcd — goes stale on the region's own clock.
 
 use crate::model::Movable;
 
@@ -61,6 +66,8 @@ pub struct AvailabilityState {
     restock_target: i64,
     /// What the leader last said could still move here.
     movable: Option<Movable>,
+    /// When that value arrived here (this region's clock).
+    movable_seen_at_ms: i64,
     /// When this region learned of the product (wall-clock ms), if told.
     learned_at_ms: Option<i64>,
 }
@@ -109,18 +116,22 @@ impl AvailabilityState {
         self.learned_at_ms.get_or_insert(now_ms);
     }
 
-    /// The leader published what could still move to each region.
-    pub fn movable_seen(&mut self, movable: Movable) {
+    /// The leader's value of what could still move to each region arrived at `now_ms`.
+    pub fn movable_seen(&mut self, movable: Movable, now_ms: i64) {
         self.movable = Some(movable);
+        self.movable_seen_at_ms = now_ms;
     }
 
     /// Whether units could still reach `region`: a grant being applied here, or units
-    /// elsewhere by a report at most [`MOVABLE_MAX_AGE_MS`] old (older, or none: we cannot
-    /// tell, and the local truth — sold out — stands).
+    /// elsewhere by a value received at most [`MOVABLE_MAX_AGE_MS`] ago (earlier, or none: we
+    /// cannot tell, and the local truth — sold out — stands).
     fn stock_could_come(&self, region: &str, now_ms: i64) -> bool {
         self.restock_target > 0
             || match &self.movable {
-                Some(m) => now_ms - m.at_ms <= MOVABLE_MAX_AGE_MS && m.elsewhere(region) > 0,
+                Some(m) => {
+                    now_ms - self.movable_seen_at_ms <= MOVABLE_MAX_AGE_MS
+                        && m.elsewhere(region) > 0
+                }
                 None => self
                     .learned_at_ms
                     .is_some_and(|t| now_ms - t <= MOVABLE_MAX_AGE_MS),
@@ -233,12 +244,12 @@ mod tests {
         let mut s = AvailabilityState::new();
         s.redis_empty();
         // Units only in this region: nothing can come here.
-        s.movable_seen(movable(0, 5, 0, 1_000));
+        s.movable_seen(movable(0, 5, 0, 1_000), 1_000);
         assert_eq!(
             s.answer(Ask::BeforeAdmission, 1_000, "east"),
             Availability::SoldOut
         );
-        s.movable_seen(movable(0, 0, 5, 1_000));
+        s.movable_seen(movable(0, 0, 5, 1_000), 1_000);
         assert_eq!(
             s.answer(Ask::BeforeAdmission, 1_000, "east"),
             Availability::AwaitingStock
@@ -251,10 +262,28 @@ mod tests {
             s.answer(Ask::BeforeAdmission, 1_001 + MOVABLE_MAX_AGE_MS, "east"),
             Availability::SoldOut
         );
-        s.movable_seen(movable(2, 0, 0, 1_000));
+        s.movable_seen(movable(2, 0, 0, 1_000), 1_000);
         assert_eq!(
             s.answer(Ask::ShortHere, 1_000, "east"),
             Availability::AwaitingStock
+        );
+    }
+
+    #[test]
+    fn the_leaders_clock_is_never_compared_with_ours() {
+        let mut s = AvailabilityState::new();
+        s.redis_empty();
+        // Leader a minute behind: its value is fresh because it just arrived.
+        s.movable_seen(movable(0, 0, 5, 1_000 - 60_000), 1_000);
+        assert_eq!(
+            s.answer(Ask::ShortHere, 1_000, "east"),
+            Availability::AwaitingStock
+        );
+        // Leader a minute ahead: the value still goes stale once it stops arriving.
+        s.movable_seen(movable(0, 0, 5, 1_000 + 60_000), 1_000);
+        assert_eq!(
+            s.answer(Ask::ShortHere, 1_001 + MOVABLE_MAX_AGE_MS, "east"),
+            Availability::SoldOut
         );
     }
 
@@ -347,7 +376,8 @@ mod tests {
             Event::Reconciled { g_read, stock } => s.reconciled(*g_read, *stock),
             Event::StockObserved(n) => s.stock_observed(*n),
             Event::RedisEmpty => s.redis_empty(),
-            Event::Movable(m) => s.movable_seen(m.clone()),
+            // Received the instant it was stamped: the reference compares with the stamp.
+            Event::Movable(m) => s.movable_seen(m.clone(), m.at_ms),
         }
     }
 
@@ -370,7 +400,7 @@ mod tests {
             "no word from the leader for too long: the local truth stands"
         );
         // Once the leader has spoken, its word decides.
-        s.movable_seen(movable(0, 0, 0, 1_500));
+        s.movable_seen(movable(0, 0, 0, 1_500), 1_500);
         assert_eq!(
             s.answer(Ask::ShortHere, 1_600, "east"),
             Availability::SoldOut

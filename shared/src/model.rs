@@ -32,6 +32,10 @@ pub struct ProductSpec {
     pub end_time: DateTime<Utc>,
     /// Most units one user may buy of this product, across all regions.
     pub per_user_limit: i32,
+    /// Ended by the operator: refused from then on whatever the window and any clock say
+    /// (`product end`; absent in older specs, which never ended early).
+    #[serde(default)]
+    pub ended: bool,
 }
 
 pub use crate::error::Invalid;
@@ -91,9 +95,19 @@ impl ProductSpec {
         Ok(())
     }
 
-    /// Whether purchases are accepted at `now`: `start_time <= now < end_time`.
+    /// Whether purchases are accepted at `now`: not ended, and `start_time <= now < end_time`.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.start_time <= now && now < self.end_time
+        !self.ended && self.start_time <= now && now < self.end_time
+    }
+
+    /// Ends the sale at `now`: marked ended (refused everywhere from the moment a region
+    /// learns it, whatever its clock says), and `end_time` moved to `now` when that is
+    /// earlier, for display — never before the start, where the window would be empty.
+    pub fn end_at(&mut self, now: DateTime<Utc>) {
+        self.ended = true;
+        if self.end_time > now {
+            self.end_time = now.max(self.start_time + chrono::Duration::milliseconds(1));
+        }
     }
 }
 
@@ -238,12 +252,37 @@ mod tests {
             start_time: now,
             end_time: now + Duration::hours(1),
             per_user_limit: 1,
+            ended: false,
         }
     }
 
     #[test]
     fn valid_spec_passes() {
         spec().validate().unwrap();
+    }
+
+    /// Ending a sale that has not started: no instant is left at which it sells (the old rule
+    /// moved `end_time` to start + 1 ms, an active millisecond at the start), and the spec
+    /// stays valid.
+    #[test]
+    fn an_ended_sale_never_sells_even_before_its_start() {
+        let mut s = spec();
+        let now = s.start_time;
+        s.start_time = now + Duration::seconds(60);
+        s.end_time = now + Duration::hours(1);
+        s.end_at(now);
+        s.validate().unwrap();
+        let start = s.start_time;
+        for ms in -2..=2 {
+            let t = start + Duration::milliseconds(ms);
+            assert!(!s.is_active(t), "active at start {ms:+} ms");
+        }
+        assert!(!s.is_active(now));
+        // Specs written before the flag existed read as not ended.
+        let mut json = serde_json::to_value(spec()).unwrap();
+        json.as_object_mut().unwrap().remove("ended");
+        let old: ProductSpec = serde_json::from_value(json).unwrap();
+        assert!(!old.ended);
     }
 
     #[test]

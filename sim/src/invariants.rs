@@ -277,6 +277,7 @@ mod tests {
             start_time: now,
             end_time: now + chrono::Duration::days(1),
             per_user_limit: 1,
+            ended: false,
         };
         let reports = vec![region.report(0, 0.0)];
         let etcd = Etcd::new(vec!["east".into()], spec, ledger, reports, 1);

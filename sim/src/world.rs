@@ -422,5 +422,6 @@ fn spec(total: i64) -> ProductSpec {
         start_time: start,
         end_time: start + chrono::Duration::days(365),
         per_user_limit: 1,
+        ended: false,
     }
 }

@@ -51,3 +51,36 @@ async fn without_waiting_an_empty_region_answers_503_at_once() {
 async fn south_sells_nothing_yet(c: &Cluster) {
     wait_for_redis_stock(c, "south", P, 0).await;
 }
+
+/// Issue 9 §8: the leader's clock a minute behind the regions'. A region used to judge the
+/// movable stock's freshness by the leader's timestamp, so every value looked a minute old and
+/// an empty region told buyers "sold out" while units sat elsewhere. Freshness is now the
+/// region's own time since the value arrived: the buyer hears 503 awaiting_stock, and the
+/// units still move and sell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_clock_a_minute_behind_does_not_make_regions_sold_out() {
+    let c = Cluster::builder(&["east", "south"])
+        .node_args(&["--await-stock-ms", "0"])
+        .coordinator_args(&["--clock-skew-ms", "-60000"])
+        .start()
+        .await;
+    Sale::new(P, 3, "east=3").create(&c).await;
+    south_sells_nothing_yet(&c).await;
+    let south = c.region("south").node.url.clone();
+    let first = buy_all(&south, P, vec![1], 1).await;
+    assert_eq!(first[0].status, 503, "{first:?}");
+    assert_eq!(first[0].code.as_deref(), Some("awaiting_stock"));
+    // Buyers who keep coming get the units the coordinator moves to south.
+    let mut sold = 0;
+    for user in 2..200 {
+        if buy_all(&south, P, vec![user], 1).await[0].status == 201 {
+            sold += 1;
+        }
+        if sold == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sold, 3, "every unit moved to south and sold there");
+    audit_ok(&c, P).await;
+}

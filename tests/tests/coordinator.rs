@@ -327,6 +327,7 @@ async fn fenced_write_is_rejected_by_etcd() {
         start_time: now,
         end_time: now + chrono::Duration::hours(1),
         per_user_limit: 1,
+        ended: false,
     };
     let ledger = quota_shared::model::Ledger {
         total: 10,
@@ -669,4 +670,60 @@ async fn a_change_sent_twice_with_one_key_is_applied_once() {
     let view: Value = c2.json().await.unwrap();
     assert_eq!(view["total"], 10, "{view}");
     audit_ok(&c, P).await;
+}
+
+/// Issue 9 §8: ending a sale that has not started yet. The old rule moved its end to one
+/// millisecond after its start, leaving that millisecond to sell in; the sale is now marked
+/// ended, in etcd and in every region's Postgres, and refused at every instant after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sale_ended_before_its_start_never_sells() {
+    let c = Cluster::builder(&["east"]).start().await;
+    let start = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let created = quotactl_json(
+        &c,
+        &[
+            "product",
+            "create",
+            &P.to_string(),
+            "--name",
+            "later",
+            "--total",
+            "5",
+            "--price",
+            "1.00",
+            "--start",
+            &start,
+            "--split",
+            "east=5",
+        ],
+    );
+    assert_eq!(created["spec"]["ended"], false, "{created}");
+    let ended = quotactl_json(&c, &["product", "end", &P.to_string()]);
+    assert_eq!(ended["spec"]["ended"], true, "{ended}");
+    let pg = c.pg_client("east").await;
+    wait_for("east to learn the sale ended", || {
+        let pg = &pg;
+        async move {
+            pg.query_opt(
+                "SELECT 1 FROM products WHERE product_id = $1 AND ended",
+                &[&P],
+            )
+            .await
+            .unwrap()
+            .is_some()
+        }
+    })
+    .await;
+    let node = c.region("east").node.url.clone();
+    let client = http();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut user = 1;
+    while Instant::now() < deadline {
+        let o = buy(&client, &node, P, user).await;
+        assert_eq!(o.status, 403, "{o:?}");
+        assert_eq!(o.code.as_deref(), Some("sale_not_active"), "{o:?}");
+        user += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(truth(&pg, P).await.orders, 0);
 }

@@ -3,7 +3,7 @@
 //! never a lost acknowledged order, and afterwards exactly the stock sells.
 
 use quota_tests::{
-    assert_safe, buy_all, by_status, fault_mid_sale, redis_stock, truth, wait_for,
+    assert_safe, buy, buy_all, by_status, fault_mid_sale, http, redis_stock, truth, wait_for,
     wait_for_redis_stock, Cluster, FaultAt, FaultRun, MidSale, Sale,
 };
 
@@ -171,4 +171,74 @@ async fn node_killed_mid_sale_loses_nothing() {
     assert_safe(&t, &out);
     assert_eq!(t.sold, 400, "every unit sells exactly once: {t:?}");
     wait_for_redis_stock(&c, "east", P, 0).await;
+}
+
+/// Issue 9 §4, the sale ends between attempts: the first attempt commits but its answer is lost
+/// (failpoint: reported as a lost connection 5 s later, after the sale's end); the retry finds
+/// its own order first and the buyer is told 201 with that order — not 403 "sale not active"
+/// for an order that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_a_lost_commit_answer_finds_its_order_though_the_sale_ended() {
+    let c = Cluster::builder(&["east"])
+        .node_args(&["--failpoint", "lost_commit_answer:5000"])
+        .start()
+        .await;
+    Sale::new(P, 5, "east=5")
+        .ends_in(std::time::Duration::from_secs(3))
+        .create(&c)
+        .await;
+    let node = c.region("east").node.url.clone();
+    let o = buy(&http(), &node, P, 1).await;
+    assert_eq!(o.status, 201, "{o:?}");
+    let t = truth(&c.pg_client("east").await, P).await;
+    assert_eq!((t.sold, t.orders), (1, 1), "{t:?}");
+    assert!(
+        t.order_ids.contains(o.order_id.as_deref().unwrap()),
+        "{t:?}"
+    );
+    assert_safe(&t, &[o]);
+}
+
+/// Issue 9 §4, the pool dies between attempts: the first attempt commits but its answer is lost;
+/// every retry finds no connection. The purchase's outcome is *unknown* — the buyer hears so —
+/// not "failed": its ticket is left to the reconciler (which asks Postgres) instead of giving
+/// the buyer's unit and slot back. The order exists; the buyer asking again learns it (409 with
+/// that order), and Redis settles on exactly what Postgres says is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_commit_answer_then_a_dead_pool_is_unknown_not_failed() {
+    let c = Cluster::builder(&["east"])
+        .node_args(&["--failpoint", "lost_commit_answer_then_down"])
+        .start()
+        .await;
+    Sale::new(P, 5, "east=5").create(&c).await;
+    let node = c.region("east").node.url.clone();
+    let client = http();
+    let client_body = client
+        .post(format!("{node}/v1/products/{P}/purchase"))
+        .json(&serde_json::json!({ "user_id": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(client_body.status(), 503);
+    let err: serde_json::Value = client_body.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("may have been placed")),
+        "the buyer is told the outcome is unknown: {err}"
+    );
+    let t = truth(&c.pg_client("east").await, P).await;
+    assert_eq!((t.sold, t.orders), (1, 1), "the order exists: {t:?}");
+    let again = buy(&client, &node, P, 1).await;
+    assert_eq!(again.status, 409, "{again:?}");
+    wait_for_redis_stock(&c, "east", P, 4).await;
+    let rest = buy_all(&node, P, (2..=10).collect(), 9).await;
+    assert_eq!(
+        by_status(&rest).get(&201),
+        Some(&4),
+        "{:?}",
+        by_status(&rest)
+    );
+    let t = truth(&c.pg_client("east").await, P).await;
+    assert_eq!((t.sold, t.orders, t.duplicate_buyers), (5, 5, 0), "{t:?}");
 }

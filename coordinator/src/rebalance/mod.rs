@@ -25,7 +25,7 @@ impl Escrow {
         LEDGER_WRITE
             .run(move || async move {
                 let snap = self.store.read(id).await?;
-                if Utc::now() >= snap.spec.end_time {
+                if snap.spec.ended || Utc::now() >= snap.spec.end_time {
                     return Ok(Attempt::Done(Vec::new()));
                 }
                 let states = region_states(&snap);
@@ -57,7 +57,7 @@ impl Escrow {
         states: &[RegionState],
     ) -> Result<(), CoordError> {
         let now = Instant::now();
-        let mut m = movable(snap, states, Utc::now().timestamp_millis());
+        let mut m = movable(snap, states, self.stamp_ms());
         let fresh = {
             let last = self.movable_published.lock().expect("lock poisoned");
             match last.get(&id) {
@@ -71,7 +71,7 @@ impl Escrow {
         if fresh {
             return Ok(());
         }
-        m.at_ms = Utc::now().timestamp_millis();
+        m.at_ms = self.stamp_ms();
         self.store.put_movable(id, &m).await?;
         self.movable_published
             .lock()

@@ -203,15 +203,18 @@ impl Store {
 
     /// Creates a product with its ledger (and initial grants), atomically.
     pub async fn create(&self, spec: &ProductSpec, ledger: &Ledger) -> Result<(), CoordError> {
-        self.create_keyed(spec, ledger, None).await
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.create_keyed(spec, ledger, None, now_ms).await
     }
 
-    /// [`Store::create`] with the record of `op`, when the call is keyed.
+    /// [`Store::create`] with the record of `op`, when the call is keyed, and the initial
+    /// movable stock stamped `now_ms`.
     pub(crate) async fn create_keyed(
         &self,
         spec: &ProductSpec,
         ledger: &Ledger,
         op: Option<&Operation>,
+        now_ms: i64,
     ) -> Result<(), CoordError> {
         let p = spec.product_id;
         let (mut cmps, mut ops) = self.operation_txn(op).await?;
@@ -222,7 +225,7 @@ impl Store {
         for (r, g) in &ledger.granted {
             ops.push(TxnOp::put(keys::grant(r, p), g.to_string(), None));
         }
-        let movable = initial_movable(ledger, chrono::Utc::now().timestamp_millis());
+        let movable = initial_movable(ledger, now_ms);
         ops.push(TxnOp::put(
             keys::product_movable(p),
             to_json(&movable),

@@ -27,7 +27,7 @@ impl Db {
         let tx = c.transaction().await?;
         let Some(p) = tx
             .query_opt(
-                "SELECT price, now() >= start_time AND now() < end_time FROM products
+                "SELECT price, NOT ended AND now() >= start_time AND now() < end_time FROM products
                   WHERE product_id = $1",
                 &[&product_id],
             )

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "version_column",
         include_str!("../../../migrations/0003_version_column.sql"),
     ),
+    (
+        4,
+        "ended_and_own_order_first",
+        include_str!("../../../migrations/0004_ended_and_own_order_first.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations ("quota" in ASCII).

@@ -13,7 +13,7 @@ impl Db {
         let rows = c
             .query(
                 "SELECT product_id, name, total, price, original_price, start_time, end_time,
-                        per_user_limit FROM products ORDER BY product_id",
+                        per_user_limit, ended FROM products ORDER BY product_id",
                 &[],
             )
             .await?;
@@ -28,6 +28,7 @@ impl Db {
                 start_time: r.get(5),
                 end_time: r.get(6),
                 per_user_limit: r.get(7),
+                ended: r.get(8),
             })
             .collect())
     }
@@ -38,13 +39,13 @@ impl Db {
         let tx = c.transaction().await?;
         tx.execute(
             "INSERT INTO products (product_id, name, total, price, original_price, start_time,
-                                   end_time, per_user_limit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                   end_time, per_user_limit, ended)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (product_id) DO UPDATE SET
                 name = EXCLUDED.name, total = EXCLUDED.total, price = EXCLUDED.price,
                 original_price = EXCLUDED.original_price, start_time = EXCLUDED.start_time,
                 end_time = EXCLUDED.end_time, per_user_limit = EXCLUDED.per_user_limit,
-                updated_at = now()",
+                ended = products.ended OR EXCLUDED.ended, updated_at = now()",
             &[
                 &s.product_id,
                 &s.name,
@@ -54,6 +55,7 @@ impl Db {
                 &s.start_time,
                 &s.end_time,
                 &s.per_user_limit,
+                &s.ended,
             ],
         )
         .await?;

@@ -66,7 +66,7 @@ impl Db {
         let Some(row) = tx
             .query_opt(
                 "SELECT q.granted - q.released - q.sold, p.price,
-                        now() >= p.start_time AND now() < p.end_time
+                        NOT p.ended AND now() >= p.start_time AND now() < p.end_time
                    FROM region_quota q JOIN products p USING (product_id)
                   WHERE q.product_id = $1 FOR UPDATE OF q",
                 &[&new.product_id],
@@ -106,7 +106,7 @@ impl Db {
         let Some(row) = c
             .query_opt(
                 "SELECT q.granted - q.released - q.sold, q.version, p.price,
-                        now() >= p.start_time AND now() < p.end_time
+                        NOT p.ended AND now() >= p.start_time AND now() < p.end_time
                    FROM region_quota q JOIN products p USING (product_id)
                   WHERE q.product_id = $1",
                 &[&new.product_id],

@@ -65,7 +65,9 @@ async fn apply_spec(st: &AppState, kv: &KeyValue) -> Result<(), SyncError> {
 fn apply_movable(st: &AppState, product_id: i64, kv: &KeyValue) {
     if let Ok(m) = serde_json::from_slice::<Movable>(kv.value()) {
         if let Some(entry) = st.catalog.get(product_id) {
-            entry.update(|a| a.movable_seen(m));
+            // Stamped with our own clock on arrival: freshness never compares two machines.
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            entry.update(|a| a.movable_seen(m, now_ms));
         }
     }
 }

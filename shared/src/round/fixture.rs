@@ -24,6 +24,7 @@ pub fn snapshot() -> LedgerSnapshot {
             start_time: now,
             end_time: now + chrono::Duration::hours(1),
             per_user_limit: 1,
+            ended: false,
         },
         ledger: Ledger {
             total: 120,

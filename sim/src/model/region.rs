@@ -372,7 +372,7 @@ impl Region {
         match msg {
             RegionMsg::Grant(g) => self.on_grant(ctx, g),
             RegionMsg::Release(req) => self.handle_release(ctx, &req),
-            RegionMsg::Movable(m) => self.avail.movable_seen((*m).clone()),
+            RegionMsg::Movable(m) => self.avail.movable_seen((*m).clone(), ctx.now_ms()),
             RegionMsg::Resync {
                 grant,
                 request,
@@ -380,7 +380,7 @@ impl Region {
             } => {
                 self.on_grant(ctx, grant);
                 if let Some(m) = movable {
-                    self.avail.movable_seen((*m).clone());
+                    self.avail.movable_seen((*m).clone(), ctx.now_ms());
                 }
                 // Every session starts by re-publishing `R` from Postgres.
                 self.publish(ctx);

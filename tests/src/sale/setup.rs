@@ -17,6 +17,7 @@ pub struct Sale<'a> {
     name: &'a str,
     original_price: Option<&'a str>,
     policy: Option<&'a str>,
+    end: Option<String>,
 }
 
 impl<'a> Sale<'a> {
@@ -29,7 +30,15 @@ impl<'a> Sale<'a> {
             name: "phone",
             original_price: Some("199.00"),
             policy: None,
+            end: None,
         }
+    }
+
+    /// The sale ends `after` from now (`--end`), instead of the default hour.
+    pub fn ends_in(mut self, after: std::time::Duration) -> Self {
+        let end = chrono::Utc::now() + chrono::Duration::from_std(after).unwrap();
+        self.end = Some(end.to_rfc3339());
+        self
     }
 
     /// The product's name (`--name`).
@@ -65,6 +74,9 @@ impl<'a> Sale<'a> {
         args.extend(["--split", self.split]);
         if let Some(policy) = self.policy {
             args.extend(["--policy", policy]);
+        }
+        if let Some(end) = &self.end {
+            args.extend(["--end", end]);
         }
         let out = c.quotactl(&args);
         assert!(
