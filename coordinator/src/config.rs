@@ -69,6 +69,10 @@ pub struct ServeConfig {
     /// Endgame threshold: with this few units left, all go to the busiest region (0 = auto).
     #[arg(long, env = "QUOTA_POLICY_ENDGAME_UNITS", default_value_t = 0)]
     pub policy_endgame_units: i64,
+    /// The audit calls a grant or release that stays in transit, unchanged, for this long
+    /// (milliseconds) while its region answers "stuck" (a violation).
+    #[arg(long, env = "QUOTA_AUDIT_STUCK_AFTER_MS", default_value_t = 5_000)]
+    pub audit_stuck_after_ms: u64,
     /// Test knob: pretend this instance's clock is this many milliseconds off where it stamps
     /// values regions read. Never set in production.
     #[arg(

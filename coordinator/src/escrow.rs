@@ -35,6 +35,9 @@ pub struct Escrow {
     /// Added to this instance's clock where it stamps what regions read (fault tests of clock
     /// skew; 0 in production).
     clock_skew_ms: i64,
+    /// How long the audit watches a transfer that stays in transit, unchanged, before it
+    /// calls it stuck.
+    pub(crate) stuck_after: Duration,
 }
 
 impl Escrow {
@@ -50,7 +53,16 @@ impl Escrow {
                 .expect("static client config"),
             movable_published: Mutex::new(BTreeMap::new()),
             clock_skew_ms: 0,
+            stuck_after: Duration::from_secs(5),
         }
+    }
+
+    /// The audit's stuck bound (default 5 s): a grant or release in transit, unchanged for
+    /// this long while its region answers, is a violation.
+    #[must_use]
+    pub fn with_stuck_after(mut self, after: Duration) -> Escrow {
+        self.stuck_after = after;
+        self
     }
 
     /// Pretends this instance's clock is `ms` off (a test knob: regions must not depend on

@@ -25,7 +25,8 @@ fn main() -> anyhow::Result<()> {
             .context("connecting to etcd")?;
         let escrow = Arc::new(
             Escrow::new(store, cfg.policy_params(), cfg.admin_token.clone())
-                .with_clock_skew_ms(cfg.clock_skew_ms),
+                .with_clock_skew_ms(cfg.clock_skew_ms)
+                .with_stuck_after(Duration::from_millis(cfg.audit_stuck_after_ms)),
         );
         let leader = Leader::new(
             Arc::clone(&escrow),

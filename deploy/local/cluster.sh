@@ -10,11 +10,14 @@ Usage: deploy/local/cluster.sh <command> [options]
 
 Commands:
   install                 Install etcd, redis, postgres, protoc via apt if missing.
-  up [--regions a,b,c] [--coordinators N] [--release] [--latency a=MS,b=MS]
-     [--node-args "ARGS"]
+  up [--regions a,b,c] [--coordinators N] [--nodes-per-region N] [--release]
+     [--latency a=MS,b=MS] [--node-args "ARGS"]
                           Build the binaries (cargo build --bins) and start a cluster:
                           etcd, coordinator-1..N, and per region redis-<r>, pg-<r>,
                           node-<r>. Defaults: --regions east --coordinators 1.
+                          --nodes-per-region N: N node processes per region on its
+                          one Redis and Postgres (node-<r>, node-<r>-2 … node-<r>-N;
+                          REGION_<R>_URLS lists them all).
                           QUOTA_BIN_DIR=<dir> uses prebuilt binaries (no build).
                           --latency east=5,south=40: each named region reaches etcd
                           through a quota-proxy link with that one-way delay (the
@@ -407,13 +410,15 @@ build_bins() {
 }
 
 cmd_up() {
-  local regions="east" coordinators=1 release=0 latency="" node_args=""
+  local regions="east" coordinators=1 release=0 latency="" node_args="" per_region=1
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --regions) regions="${2:?--regions needs a value}"; shift 2 ;;
       --regions=*) regions="${1#*=}"; shift ;;
       --coordinators) coordinators="${2:?--coordinators needs a value}"; shift 2 ;;
       --coordinators=*) coordinators="${1#*=}"; shift ;;
+      --nodes-per-region) per_region="${2:?--nodes-per-region needs a value}"; shift 2 ;;
+      --nodes-per-region=*) per_region="${1#*=}"; shift ;;
       --release) release=1; shift ;;
       --latency) latency="${2:?--latency needs a value}"; shift 2 ;;
       --latency=*) latency="${1#*=}"; shift ;;
@@ -424,6 +429,7 @@ cmd_up() {
     esac
   done
   [[ "$coordinators" =~ ^[1-9][0-9]*$ ]] || die "--coordinators must be a positive integer"
+  [[ "$per_region" =~ ^[1-9][0-9]*$ ]] || die "--nodes-per-region must be a positive integer"
   local -a region_list
   IFS=',' read -r -a region_list <<<"$regions"
   [[ ${#region_list[@]} -gt 0 ]] || die "--regions is empty"
@@ -508,35 +514,42 @@ cmd_up() {
   done
   for i in $(seq "$coordinators"); do wait_ready "coordinator-$i"; done
 
-  # --ip-rate-limit 0: all local traffic comes from 127.0.0.1.
+  # --ip-rate-limit 0: all local traffic comes from 127.0.0.1. Node k > 1 of a region is
+  # node-<r>-k; every process has its own name (--process-id) within the region.
+  local k name nodes=()
   for r in "${region_list[@]}"; do
-    free_port; port="$FREE_PORT"
-    define_proc "node-$r" "http://127.0.0.1:$port" "$BIN_DIR/region-node" \
-      "$BIN_DIR/region-node" serve --region "$r" --listen "127.0.0.1:$port" \
-      --redis-url "$(cat "$PROC_DIR/redis-$r.url")" --pg-url "$(cat "$PROC_DIR/pg-$r.url")" \
-      --etcd-endpoints "${etcd_for[$r]}" --ip-rate-limit 0 --admin-token "$admin_token" \
-      $node_args  # shellcheck disable=SC2086  # word-split on purpose: several flags
-    launch "node-$r"
+    for k in $(seq "$per_region"); do
+      name="node-$r"; (( k > 1 )) && name="node-$r-$k"
+      free_port; port="$FREE_PORT"
+      define_proc "$name" "http://127.0.0.1:$port" "$BIN_DIR/region-node" \
+        "$BIN_DIR/region-node" serve --region "$r" --listen "127.0.0.1:$port" \
+        --redis-url "$(cat "$PROC_DIR/redis-$r.url")" --pg-url "$(cat "$PROC_DIR/pg-$r.url")" \
+        --etcd-endpoints "${etcd_for[$r]}" --ip-rate-limit 0 --admin-token "$admin_token" \
+        --process-id "$name" \
+        $node_args  # shellcheck disable=SC2086  # word-split on purpose: several flags
+      launch "$name"
+      nodes+=("$name")
+    done
   done
-  for r in "${region_list[@]}"; do wait_ready "node-$r"; done
-  # Ready is not yet registered: wait until every region's etcd session is up, so a sale
+  for name in "${nodes[@]}"; do wait_ready "$name"; done
+  # Ready is not yet registered: wait until every node's etcd session is up, so a sale
   # created right after `up` can name every region.
   local deadline=$((SECONDS + READY_TIMEOUT)) url
-  for r in "${region_list[@]}"; do
-    url="$(cat "$PROC_DIR/node-$r.url")"
+  for name in "${nodes[@]}"; do
+    url="$(cat "$PROC_DIR/$name.url")"
     until etcd_connected "${url#http://}"; do
-      (( SECONDS < deadline )) || fail_with_log "node-$r" "never connected to etcd"
+      (( SECONDS < deadline )) || fail_with_log "$name" "never connected to etcd"
       sleep 0.2
     done
   done
 
-  write_env "$etcd_url" "$admin_token" "$regions" "${coord_urls[@]}"
+  write_env "$etcd_url" "$admin_token" "$regions" "$per_region" "${coord_urls[@]}"
   print_summary
 }
 
 write_env() {
-  local etcd_url="$1" token="$2" regions="$3"; shift 3
-  local coord_urls=("$@") r u rs tmp="$ENV_FILE.tmp"
+  local etcd_url="$1" token="$2" regions="$3" per_region="$4"; shift 4
+  local coord_urls=("$@") r u rs k urls tmp="$ENV_FILE.tmp"
   {
     echo "# generated by deploy/local/cluster.sh up; source it: . $ENV_FILE"
     echo "export ETCD_ENDPOINTS=$etcd_url"
@@ -549,6 +562,9 @@ write_env() {
     for r in "${rs[@]}"; do
       u="$(upper_name "$r")"
       echo "export REGION_${u}_URL=$(cat "$PROC_DIR/node-$r.url")"
+      urls="$(cat "$PROC_DIR/node-$r.url")"
+      for k in $(seq 2 "$per_region"); do urls+=",$(cat "$PROC_DIR/node-$r-$k.url")"; done
+      echo "export REGION_${u}_URLS=$urls"
       echo "export REGION_${u}_REDIS_URL=$(cat "$PROC_DIR/redis-$r.url")"
       echo "export REGION_${u}_PG_URL=$(cat "$PROC_DIR/pg-$r.url")"
     done

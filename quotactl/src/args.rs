@@ -70,6 +70,10 @@ pub(crate) enum Cmd {
         /// Only this product.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         id: Option<i64>,
+        /// Audit again and again for this many seconds (e.g. through a whole sale), one line
+        /// per audit; stop at the first that fails, with its exit status.
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        watch: Option<u64>,
     },
 }
 

@@ -2,8 +2,9 @@
 //! how it went.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use quota_shared::wire::{CreateProduct, Drain, Restock, SetPolicy, SetSplit};
+use quota_shared::wire::{AuditReport, CreateProduct, Drain, Restock, SetPolicy, SetSplit};
 use quotactl::{AdminClient, ClientError};
 
 use crate::args::{Cli, Cmd, ProductCmd, QuotaCmd, RegionCmd};
@@ -94,23 +95,69 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
             });
         }
         Cmd::Status { id } => emit(json, &client.status(id).await?, print_status),
-        Cmd::Audit { id } => {
+        Cmd::Audit { id, watch: None } => {
             let a = client.audit(id).await?;
             emit(json, &a, print_audit);
-            return Ok(if a.ok {
-                ExitCode::SUCCESS
-            } else if !a.unreadable.is_empty() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            });
+            return Ok(audit_exit(&a));
         }
+        Cmd::Audit {
+            id,
+            watch: Some(secs),
+        } => return watch_audits(&client, id, json, Duration::from_secs(secs)).await,
     }
     if client.replayed() {
         eprintln!(
             "quotactl: this change had already been applied with the same idempotency key; \
              nothing changed (shown: the state now)"
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 0 when the audit holds, 2 when a region could not be read, 1 when the books do not balance.
+fn audit_exit(a: &AuditReport) -> ExitCode {
+    if a.ok {
+        ExitCode::SUCCESS
+    } else if !a.unreadable.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `audit --watch`: audits back to back for `span`, one line each (or one JSON report per
+/// line); the first failing audit is printed in full and ends the watch with its status.
+async fn watch_audits(
+    client: &AdminClient,
+    id: Option<i64>,
+    json: bool,
+    span: Duration,
+) -> Result<ExitCode, ClientError> {
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < span {
+        let a = client.audit(id).await?;
+        n += 1;
+        if json {
+            println!("{}", serde_json::to_string(&a).expect("serialisable"));
+        } else if a.ok {
+            let sold: i64 = a.products.iter().map(|p| p.sold).sum();
+            println!(
+                "{:>7.1}s  audit {n}: ok ({} products, {sold} sold)",
+                started.elapsed().as_secs_f64(),
+                a.products.len()
+            );
+        }
+        if !a.ok {
+            if !json {
+                print_audit(&a);
+            }
+            return Ok(audit_exit(&a));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !json {
+        println!("{n} audits in {:.0} s, all ok", span.as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -51,15 +51,19 @@ pub(crate) fn print_round(r: &RoundView) {
 
 /// Every region, its liveness and report age.
 pub(crate) fn print_regions(rs: &[RegionView]) {
-    println!("{:<12} {:<6} {:>12}  URL", "REGION", "ALIVE", "REPORT AGE");
+    println!(
+        "{:<12} {:<6} {:>9} {:>12}  URL",
+        "REGION", "ALIVE", "PROCESSES", "REPORT AGE"
+    );
     for r in rs {
         let age = r
             .last_report_ms
             .map_or_else(|| "-".into(), |a| format!("{a} ms"));
         println!(
-            "{:<12} {:<6} {:>12}  {}",
+            "{:<12} {:<6} {:>9} {:>12}  {}",
             r.region,
             if r.alive { "yes" } else { "no" },
+            r.processes,
             age,
             r.url
         );

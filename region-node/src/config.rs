@@ -91,6 +91,11 @@ pub struct ServeConfig {
     /// TTL of the region's heartbeat lease in etcd, seconds.
     #[arg(long, env = "QUOTA_LEASE_TTL_S", default_value_t = 3)]
     pub lease_ttl_s: i64,
+    /// This node process's name within its region (its heartbeat and reports are kept under
+    /// it, so several processes can serve one region): 1-64 of A-Z a-z 0-9 - _ . ; e.g. the pod
+    /// name. Default: a random name per start.
+    #[arg(long, env = "QUOTA_PROCESS_ID")]
+    pub process_id: Option<String>,
     /// Timeout of one Redis command, milliseconds.
     #[arg(long, env = "QUOTA_REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
@@ -123,9 +128,21 @@ pub struct ServeConfig {
     /// Timeout of one Postgres statement, milliseconds (also the server's statement_timeout).
     #[arg(long, env = "QUOTA_PG_TIMEOUT_MS", default_value_t = 2_000)]
     pub pg_timeout_ms: u64,
+    /// group-commit (v4): purchases that may wait per product for their batch; one more is
+    /// refused at once (503, its Redis tokens given back) instead of queueing without bound.
+    #[arg(long, env = "QUOTA_GROUP_COMMIT_QUEUE", default_value_t = 1024)]
+    pub group_commit_queue: usize,
 }
 
 impl ServeConfig {
+    /// This process's name: `--process-id`, or a fresh random one.
+    pub fn process_id(&self) -> String {
+        self.process_id
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| format!("node-{}", uuid::Uuid::new_v4().simple()))
+    }
+
     /// The URL registered in etcd.
     pub fn public_url(&self) -> String {
         self.public_url

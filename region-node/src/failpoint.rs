@@ -11,6 +11,9 @@ pub(crate) enum Failpoint {
     /// `crash_after_release_commit`: abort right after a release's Postgres commit, before
     /// `R` is published.
     CrashAfterReleaseCommit,
+    /// `stall_in_release:MS`: every release pauses `MS` ms holding the quota row lock, idle
+    /// in its transaction — what Postgres sees of a process paused there.
+    StallInRelease(Duration),
     /// `lost_commit_answer[:MS]`: the first purchase commits, then (after `MS` ms) reports the
     /// connection lost, as if the commit's answer never arrived; its retries run normally.
     /// `lost_commit_answer_then_down[:MS]`: the same, and every retry finds the pool down.
@@ -47,6 +50,7 @@ impl Failpoint {
         };
         match name {
             "crash_after_release_commit" => Ok(Failpoint::CrashAfterReleaseCommit),
+            "stall_in_release" => Ok(Failpoint::StallInRelease(delay()?)),
             "lost_commit_answer" | "lost_commit_answer_then_down" => {
                 Ok(Failpoint::LostCommitAnswer {
                     delay: delay()?,

@@ -53,6 +53,10 @@ pub(crate) async fn handle(
     let Some(locked) = conn.lock(product_id).await? else {
         return Ok(0);
     };
+    if let Some(Failpoint::StallInRelease(pause)) = &st.failpoint {
+        tracing::error!(?pause, "failpoint stall_in_release: holding the row lock");
+        tokio::time::sleep(*pause).await;
+    }
     let available = locked.row().available();
     let handled = locked.release_handled(&req.request_id).await?;
     let want = match release_step(handled, req.amount, available) {

@@ -92,6 +92,9 @@ impl RegionNode {
                 cfg.region
             )));
         }
+        if let Some(id) = cfg.process_id.as_deref().filter(|p| !p.is_empty()) {
+            quota_shared::keys::validate_process_id(id).map_err(|e| NodeError::Config(e.0))?;
+        }
         if cfg.etcd_endpoints.iter().all(|e| e.trim().is_empty()) {
             return Err(NodeError::Config(
                 "at least one etcd endpoint is required".into(),
@@ -150,7 +153,12 @@ impl RegionNode {
             admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
             home_regions: cfg.home_regions.clone(),
             await_stock: Duration::from_millis(cfg.await_stock_ms),
-            purchaser: Purchaser::new(cfg.strategy, db.clone(), cfg.region.clone()),
+            purchaser: Purchaser::new(
+                cfg.strategy,
+                db.clone(),
+                cfg.region.clone(),
+                cfg.group_commit_queue,
+            ),
         });
 
         let tasks = shutdown.child_token();
@@ -167,11 +175,14 @@ impl RegionNode {
             }
         }
         handles.push(tokio::spawn(reconciler.run(tasks.clone())));
+        let process = cfg.process_id();
+        tracing::info!(region = %cfg.region, process = %process, "node process");
         let sync = EtcdSync::new(
             Arc::clone(&st),
             cfg.etcd_endpoints.clone(),
             cfg.lease_ttl_s,
             cfg.public_url(),
+            process,
         );
         handles.push(tokio::spawn(sync.run(tasks.clone())));
         let pruner_st = Arc::clone(&st);

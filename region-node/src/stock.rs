@@ -80,6 +80,13 @@ if redis.call('EXISTS', KEYS[4]) == 0 then return false end
 return redis.call('ZRANGE', KEYS[3], 0, -1)
 "#;
 
+/// Reads stock and the in-flight tickets in one atomic step (or `false` when the state must be
+/// rebuilt): `[stock, [ticket…]]`, for the audit.
+const PEEK_ALL: &str = r#"
+if redis.call('EXISTS', KEYS[4]) == 0 then return false end
+return { tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('ZRANGE', KEYS[3], 0, -1) }
+"#;
+
 /// Sets stock := max(0, available − Σ uncommitted in-flight). ARGV: available, expiry age in
 /// ms, then the members of tickets Postgres shows as committed (dropped without give-back).
 /// Tickets older than the expiry belong to a dead process: dropped, user admission returned.
@@ -158,6 +165,7 @@ pub(crate) struct Stock {
     admit: Script,
     finish: Script,
     snapshot: Script,
+    peek_all: Script,
     sync: Script,
     rebuild: Script,
     take: Script,
@@ -177,6 +185,7 @@ impl Stock {
             admit: Script::new(ADMIT),
             finish: Script::new(FINISH),
             snapshot: Script::new(SNAPSHOT),
+            peek_all: Script::new(PEEK_ALL),
             sync: Script::new(SYNC),
             rebuild: Script::new(REBUILD),
             take: Script::new(TAKE),
@@ -321,14 +330,21 @@ impl Stock {
         Ok(taken)
     }
 
-    /// Current stock (None if the state is not built), for status and tests.
-    pub(crate) async fn peek(&self, product_id: i64) -> Result<Option<i64>, StockError> {
+    /// Stock and in-flight tickets read in one atomic step (`None` when the state is not
+    /// built): the audit compares them with Postgres without a purchase in between.
+    pub(crate) async fn peek_all(
+        &self,
+        product_id: i64,
+    ) -> Result<Option<(i64, Vec<Ticket>)>, StockError> {
         let mut c = self.conn.clone();
-        let (gen, stock): (Option<String>, Option<i64>) = redis::pipe()
-            .get(key(product_id, "gen"))
-            .get(key(product_id, "stock"))
-            .query_async(&mut c)
-            .await?;
-        Ok(gen.map(|_| stock.unwrap_or(0)))
+        let mut inv = self.peek_all.prepare_invoke();
+        for k in keys(product_id) {
+            inv.key(k);
+        }
+        let r: Option<(i64, Vec<String>)> = inv.invoke_async(&mut c).await?;
+        Ok(r.map(|(stock, members)| {
+            let tickets = members.iter().filter_map(|m| Ticket::parse(m)).collect();
+            (stock, tickets)
+        }))
     }
 }

@@ -11,7 +11,9 @@
 //! * `redis-gate` (`v3`, default) — Redis pre-decrement (fast fail) + the one-statement
 //!   conditional update (`quota_purchase`).
 //! * `group-commit` (`v4`) — redis-gate plus **group commit**: Redis winners queue per product
-//!   and one transaction inserts a whole batch of orders with `UNNEST` and moves `sold` once
+//!   (bounded by `--group-commit-queue`; a full queue answers 503 at once) and one transaction
+//!   inserts a whole batch of orders with `UNNEST` and moves `sold` once; a batch that rolled
+//!   back is bisected, one that found no connection or lost it is answered at once
 //!   ([`crate::batch`]).
 //!
 //! All four are safe by the same argument: `sold` only grows through an update that re-checks
@@ -65,22 +67,29 @@ pub(crate) enum DirectSql {
 pub(crate) enum WinnerSql {
     /// The one-statement conditional update.
     OneStatement(Db),
-    /// Queued and committed in batches (falling back to the one statement).
+    /// Queued and committed in batches (a rolled-back batch is bisected down to the one
+    /// statement).
     GroupCommit(Batcher),
 }
 
 impl Purchaser {
-    /// The purchaser of `strategy`, writing to `db` for `region`.
-    pub(crate) fn new(strategy: PurchaseStrategy, db: Db, region: String) -> Purchaser {
+    /// The purchaser of `strategy`, writing to `db` for `region`; `group_commit_queue` bounds
+    /// each product's queue under `group-commit` (`--group-commit-queue`).
+    pub(crate) fn new(
+        strategy: PurchaseStrategy,
+        db: Db,
+        region: String,
+        group_commit_queue: usize,
+    ) -> Purchaser {
         match strategy {
             PurchaseStrategy::Pessimistic => {
                 Purchaser::Direct(Arc::new(DirectSql::Pessimistic(db)))
             }
             PurchaseStrategy::Optimistic => Purchaser::Direct(Arc::new(DirectSql::Optimistic(db))),
             PurchaseStrategy::RedisGate => Purchaser::Gated(Arc::new(WinnerSql::OneStatement(db))),
-            PurchaseStrategy::GroupCommit => {
-                Purchaser::Gated(Arc::new(WinnerSql::GroupCommit(Batcher::new(db, region))))
-            }
+            PurchaseStrategy::GroupCommit => Purchaser::Gated(Arc::new(WinnerSql::GroupCommit(
+                Batcher::new(db, region, group_commit_queue),
+            ))),
         }
     }
 }

@@ -12,13 +12,18 @@
 //! | `/quota/v1/products/{p}/movable` | [`crate::model::Movable`] JSON | coordinator |
 //! | `/quota/v1/grants/{r}/{p}` | cumulative grant `G` (decimal) | coordinator |
 //! | `/quota/v1/regions/{r}/info` | [`crate::model::RegionInfo`] JSON | region `r` |
-//! | `/quota/v1/regions/{r}/alive` | heartbeat, attached to a lease | region `r` |
+//! | `/quota/v1/regions/{r}/alive/{n}` | node process `n`'s heartbeat (its URL), leased | region `r` |
 //! | `/quota/v1/release-requests/{r}/{p}` | [`crate::model::ReleaseRequest`] JSON | coordinator |
 //! | `/quota/v1/drain/{r}` | present while region `r` is being drained | coordinator |
 //! | `/quota/v1/operations/{k}` | [`crate::model::OperationRecord`] JSON, leased 24 h | coordinator |
 //! | `/quota/v1/coordinator/leader` | election (etcd election API) | coordinators |
 //! | `/quota/v1/regions/{r}/releases/{p}` | [`crate::model::ReleasePublished`] JSON (`R`) | region `r` |
-//! | `/quota/v1/regions/{r}/reports/{p}` | [`crate::model::RegionReport`] JSON, leased | region `r` |
+//! | `/quota/v1/regions/{r}/reports/{p}/{n}` | node process `n`'s [`crate::model::RegionReport`] JSON, leased | region `r` |
+//!
+//! A region may run several node processes (`n`, see [`validate_process_id`]) against its one
+//! Postgres and Redis: each keeps its own heartbeat and reports under its own name, so one
+//! process ending never deletes what another wrote. The region is alive while any process's
+//! heartbeat is; the coordinator merges the processes' reports ([`crate::model::merge_reports`]).
 
 /// Root of every key this project writes; bump the version to change the schema.
 pub const ROOT: &str = "/quota/v1/";
@@ -64,9 +69,32 @@ pub fn region_info(region: &str) -> String {
     format!("{ROOT}regions/{region}/info")
 }
 
-/// The region's leased heartbeat (present only while the region is *alive*).
-pub fn region_alive(region: &str) -> String {
-    format!("{ROOT}regions/{region}/alive")
+/// Node process `process`'s leased heartbeat in `region` (its value: the process's URL). The
+/// region is *alive* while any of these exists.
+pub fn region_alive(region: &str, process: &str) -> String {
+    format!("{ROOT}regions/{region}/alive/{process}")
+}
+
+/// Prefix of every heartbeat of `region`'s node processes.
+pub fn region_alive_prefix(region: &str) -> String {
+    format!("{ROOT}regions/{region}/alive/")
+}
+
+/// Checks a node process name: 1–64 characters of `A–Z a–z 0–9 - _ .` (it is a key segment;
+/// a Kubernetes pod name fits).
+pub fn validate_process_id(id: &str) -> Result<(), crate::Invalid> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Invalid(format!(
+            "process id must be 1-64 characters of A-Z a-z 0-9 - _ . (got {id:?})"
+        )))
+    }
 }
 
 /// The cumulative release `R` of `product_id` that `region` has published.
@@ -110,9 +138,9 @@ pub fn election() -> String {
     format!("{ROOT}coordinator/leader")
 }
 
-/// The region's latest report on `product_id` (attached to its heartbeat lease).
-pub fn region_report(region: &str, product_id: i64) -> String {
-    format!("{ROOT}regions/{region}/reports/{product_id}")
+/// Node process `process`'s latest report on `product_id` (attached to its heartbeat lease).
+pub fn region_report(region: &str, product_id: i64, process: &str) -> String {
+    format!("{ROOT}regions/{region}/reports/{product_id}/{process}")
 }
 
 /// Every key of the schema, parsed once: the one place that knows how a key string is laid out,
@@ -143,8 +171,13 @@ pub enum Key {
     Drain(String),
     /// `regions/{r}/info`.
     RegionInfo(String),
-    /// `regions/{r}/alive`.
-    RegionAlive(String),
+    /// `regions/{r}/alive/{n}`.
+    RegionAlive {
+        /// The region.
+        region: String,
+        /// The node process.
+        process: String,
+    },
     /// `regions/{r}/releases/{p}`: the published release `R`.
     RegionRelease {
         /// Publishing region.
@@ -152,12 +185,14 @@ pub enum Key {
         /// Product.
         product_id: i64,
     },
-    /// `regions/{r}/reports/{p}`.
+    /// `regions/{r}/reports/{p}/{n}`.
     RegionReport {
         /// Reporting region.
         region: String,
         /// Product.
         product_id: i64,
+        /// The node process that reported.
+        process: String,
     },
 }
 
@@ -169,6 +204,7 @@ impl Key {
         let parts: Vec<&str> = rest.split('/').collect();
         let product = |s: &str| s.parse::<i64>().ok().filter(|p| *p > 0);
         let region = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let process = |s: &str| validate_process_id(s).is_ok().then(|| s.to_string());
         Some(match parts.as_slice() {
             ["products", p, "spec"] => Key::ProductSpec(product(p)?),
             ["products", p, "ledger"] => Key::ProductLedger(product(p)?),
@@ -183,14 +219,18 @@ impl Key {
             },
             ["drain", r] => Key::Drain(region(r)?),
             ["regions", r, "info"] => Key::RegionInfo(region(r)?),
-            ["regions", r, "alive"] => Key::RegionAlive(region(r)?),
+            ["regions", r, "alive", n] => Key::RegionAlive {
+                region: region(r)?,
+                process: process(n)?,
+            },
             ["regions", r, "releases", p] => Key::RegionRelease {
                 region: region(r)?,
                 product_id: product(p)?,
             },
-            ["regions", r, "reports", p] => Key::RegionReport {
+            ["regions", r, "reports", p, n] => Key::RegionReport {
                 region: region(r)?,
                 product_id: product(p)?,
+                process: process(n)?,
             },
             _ => return None,
         })
@@ -209,7 +249,7 @@ impl Key {
             | Key::ReleaseRequest { product_id, .. }
             | Key::RegionRelease { product_id, .. }
             | Key::RegionReport { product_id, .. } => Some(*product_id),
-            Key::Drain(_) | Key::RegionInfo(_) | Key::RegionAlive(_) => None,
+            Key::Drain(_) | Key::RegionInfo(_) | Key::RegionAlive { .. } => None,
         }
     }
 
@@ -222,7 +262,7 @@ impl Key {
             | Key::RegionReport { region, .. }
             | Key::Drain(region)
             | Key::RegionInfo(region)
-            | Key::RegionAlive(region) => Some(region),
+            | Key::RegionAlive { region, .. } => Some(region),
             Key::ProductSpec(_) | Key::ProductLedger(_) | Key::ProductMovable(_) => None,
         }
     }
@@ -253,12 +293,16 @@ mod tests {
         assert_eq!(product_id_from_key(&grant("east", 42)), Some(42));
         assert_eq!(product_id_from_key("/quota/v1/grants/east/x"), None);
         assert_eq!(product_id_from_key("/other/products/1/spec"), None);
-        assert_eq!(region_from_key(&region_alive("north")), Some("north"));
+        assert_eq!(region_from_key(&region_alive("north", "n1")), Some("north"));
+        assert!(region_alive("north", "n1").starts_with(&region_alive_prefix("north")));
         assert_eq!(region_from_key(&region_release("south", 3)), Some("south"));
         assert!(grant("east", 1).starts_with(&grants_prefix("east")));
         assert_eq!(product_id_from_key(&release_request("east", 9)), Some(9));
         assert!(release_request("east", 9).starts_with(&release_requests_prefix("east")));
-        assert_eq!(region_from_key(&region_report("east", 9)), Some("east"));
+        assert_eq!(
+            region_from_key(&region_report("east", 9, "n1")),
+            Some("east")
+        );
         assert!(!grant("east", 1).starts_with(&grants_prefix("eas")));
     }
 
@@ -285,7 +329,13 @@ mod tests {
             ),
             (drain("east"), Key::Drain(r())),
             (region_info("east"), Key::RegionInfo(r())),
-            (region_alive("east"), Key::RegionAlive(r())),
+            (
+                region_alive("east", "pod-7"),
+                Key::RegionAlive {
+                    region: r(),
+                    process: "pod-7".into(),
+                },
+            ),
             (
                 region_release("east", 5),
                 Key::RegionRelease {
@@ -294,10 +344,11 @@ mod tests {
                 },
             ),
             (
-                region_report("east", 5),
+                region_report("east", 5, "pod-7"),
                 Key::RegionReport {
                     region: r(),
                     product_id: 5,
+                    process: "pod-7".into(),
                 },
             ),
         ];
@@ -310,6 +361,10 @@ mod tests {
             "/quota/v1/products/5/other",
             "/quota/v1/grants//5",
             "/quota/v1/regions/east/reports/x",
+            "/quota/v1/regions/east/reports/5",
+            "/quota/v1/regions/east/reports/5/a b",
+            "/quota/v1/regions/east/alive",
+            "/quota/v1/regions/east/alive/",
             "/quota/v1/regions/east/info/extra",
             "/quota/v2/products/5/spec",
             &election(),

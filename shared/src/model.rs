@@ -170,6 +170,37 @@ pub struct RegionReport {
     pub at_ms: i64,
 }
 
+/// One region's report merged from its node processes' reports (`None` when none reported).
+/// The counters come from the report that read the quota row last: every process reads the
+/// same Postgres row and `g`, `rel` and `sold` only grow, so the largest `g + rel + sold` is
+/// the newest view (ties: the later `at_ms`). Demand is the sum — each process counts only the
+/// buyers it served; the release in flight is the largest any process is handling (they all
+/// handle the same requests, exactly once in Postgres).
+pub fn merge_reports<'a>(
+    reports: impl IntoIterator<Item = &'a RegionReport>,
+) -> Option<RegionReport> {
+    let mut merged: Option<RegionReport> = None;
+    let (mut demand, mut in_flight) = (0.0, 0i64);
+    for r in reports {
+        if r.demand.is_finite() && r.demand > 0.0 {
+            demand += r.demand;
+        }
+        in_flight = in_flight.max(r.release_in_flight);
+        let newer = merged.as_ref().is_none_or(|m| {
+            let progress = |x: &RegionReport| x.granted + x.released + x.sold;
+            (progress(r), r.at_ms) > (progress(m), m.at_ms)
+        });
+        if newer {
+            merged = Some(r.clone());
+        }
+    }
+    merged.map(|mut m| {
+        m.demand = demand;
+        m.release_in_flight = in_flight;
+        m
+    })
+}
+
 /// Units that could still move to a region that has sold out locally: the pool plus every live
 /// region's unsold units (nothing under the static policy, which moves nothing). A region that
 /// is out of stock answers "sold out" (410) only when nothing could come to it; otherwise it
@@ -330,5 +361,32 @@ mod tests {
         for bad in ["", "East", "1east", "ea st", "e/st", &"x".repeat(33)] {
             assert!(validate_region_name(bad).is_err(), "{bad}");
         }
+    }
+
+    fn report(g: i64, sold: i64, demand: f64, at_ms: i64) -> RegionReport {
+        RegionReport {
+            granted: g,
+            released: 0,
+            sold,
+            available: g - sold,
+            demand,
+            release_in_flight: 0,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn reports_of_several_processes_merge_into_the_newest_counts_and_the_total_demand() {
+        assert_eq!(merge_reports(&[]), None);
+        let a = report(10, 5, 30.0, 2_000);
+        let mut b = report(10, 7, 20.0, 1_000); // read the row later, whatever its clock says
+        b.release_in_flight = 3;
+        let m = merge_reports([&a, &b]).unwrap();
+        assert_eq!((m.granted, m.sold, m.available), (10, 7, 3));
+        assert!((m.demand - 50.0).abs() < 1e-9);
+        assert_eq!(m.release_in_flight, 3);
+        // Order does not matter; a lone report is itself.
+        assert_eq!(merge_reports([&b, &a]), Some(m));
+        assert_eq!(merge_reports([&a]), Some(a));
     }
 }

@@ -89,7 +89,8 @@ pub struct RegionTruth {
     pub buyers: Vec<(i64, i64)>,
     /// Admission tokens in Redis; `None` when Redis could not be read or is being rebuilt.
     pub redis_stock: Option<i64>,
-    /// Units admitted by Redis and not yet finished; `None` when unreadable.
+    /// Units admitted by Redis whose purchase has not committed (read with the stock in one
+    /// step, under the quota row lock); `None` when unreadable.
     pub redis_in_flight: Option<i64>,
 }
 
@@ -219,10 +220,14 @@ pub struct ProductView {
 pub struct RegionView {
     /// Name.
     pub region: String,
-    /// Public URL its node registered (the audit reads the region's truth there).
+    /// Public URL of one of its live node processes (the audit reads the region's truth
+    /// there); the last one registered when none is alive.
     pub url: String,
-    /// Whether its leased heartbeat is present.
+    /// Whether any of its node processes' leased heartbeats is present.
     pub alive: bool,
+    /// How many of its node processes are alive.
+    #[serde(default)]
+    pub processes: usize,
     /// Age of its latest report in milliseconds (None: no report).
     pub last_report_ms: Option<i64>,
 }

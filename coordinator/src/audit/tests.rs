@@ -169,3 +169,38 @@ proptest! {
         prop_assert!(matches!(v.violations[0], Violation::Conservation(_)));
     }
 }
+
+#[test]
+fn a_transfer_is_stuck_only_while_it_stays_open_and_unchanged() {
+    use super::verdict::OpenTransfers;
+    let mut north = truth("north", 100);
+    north.granted = 30; // G = 50: 20 in transit
+    north.released = 5; // R = 0: 5 in transit
+    north.available = 15;
+    let v = evaluate(&snapshot(), &both(truth("east", 1), north), vec![]);
+    let open = OpenTransfers::of(&v.regions["north"]);
+    assert_eq!(open.grant, Some((50, 30)));
+    assert_eq!(open.release, Some((5, 0)));
+    assert!(OpenTransfers::of(&v.regions["east"]).is_empty());
+    // Unchanged: still open, and after the bound both are violations naming the numbers.
+    assert_eq!(open.still(&open), open);
+    let words: Vec<String> = open
+        .stuck("north", 5_000)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        words[0].contains("grant stuck") && words[0].contains("G = 50"),
+        "{words:?}"
+    );
+    assert!(
+        words[1].contains("release stuck") && words[1].contains("R = 0"),
+        "{words:?}"
+    );
+    // The grant moved (part applied), the release completed: nothing is stuck.
+    let moved = OpenTransfers {
+        grant: Some((50, 40)),
+        release: None,
+    };
+    assert!(open.still(&moved).is_empty());
+}

@@ -34,6 +34,30 @@ pub(crate) enum Violation {
     /// The conservation identity or one of its terms is broken (see
     /// [`quota_shared::ledger::check_conservation`], which words it).
     Conservation(ConservationBreak),
+    /// Units granted (`G − g > 0`) that the region has not applied, unchanged for the whole
+    /// stuck bound while the region answered: it is not receiving its grants.
+    GrantStuck {
+        /// The region.
+        region: String,
+        /// `G`.
+        granted: i64,
+        /// `g`.
+        applied: i64,
+        /// How long it was watched unchanged, ms.
+        for_ms: u128,
+    },
+    /// Units released (`rel − R > 0`) that the region has not published, unchanged for the
+    /// whole stuck bound while the region answered: they are in no region and not in the pool.
+    ReleaseStuck {
+        /// The region.
+        region: String,
+        /// `rel`.
+        released: i64,
+        /// `R`.
+        published: i64,
+        /// How long it was watched unchanged, ms.
+        for_ms: u128,
+    },
     /// Users hold more units across regions than the per-user limit allows.
     OverLimit {
         /// How many users are over the limit.
@@ -72,6 +96,26 @@ impl fmt::Display for Violation {
                 "{region}: Redis would admit {excess} more units than Postgres can accept"
             ),
             Violation::Conservation(broken) => broken.fmt(f),
+            Violation::GrantStuck {
+                region,
+                granted,
+                applied,
+                for_ms,
+            } => write!(
+                f,
+                "{region}: grant stuck in transit — G = {granted} but the region applied g = \
+                 {applied}, unchanged for {for_ms} ms"
+            ),
+            Violation::ReleaseStuck {
+                region,
+                released,
+                published,
+                for_ms,
+            } => write!(
+                f,
+                "{region}: release stuck in transit — the region released rel = {released} but \
+                 published R = {published}, unchanged for {for_ms} ms"
+            ),
             Violation::OverLimit { users, example } => write!(
                 f,
                 "{users} users over the per-user limit across regions, e.g. user {} holds {} \
@@ -125,9 +169,67 @@ impl Verdict {
     }
 }
 
+/// The transfers between the ledger and one region that have not completed: a grant not yet
+/// applied (`(G, g)` with `G > g`) and a release not yet published (`(rel, R)` with
+/// `rel > R`). Normally each lasts milliseconds; one that stays open, unchanged, is stuck.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct OpenTransfers {
+    /// `(G, g)` of a grant in transit.
+    pub(crate) grant: Option<(i64, i64)>,
+    /// `(rel, R)` of a release in transit.
+    pub(crate) release: Option<(i64, i64)>,
+}
+
+impl OpenTransfers {
+    /// The open transfers of a region's audit terms.
+    pub(crate) fn of(a: &RegionAudit) -> OpenTransfers {
+        OpenTransfers {
+            grant: (a.granted > a.applied).then_some((a.granted, a.applied)),
+            release: (a.released > a.released_published)
+                .then_some((a.released, a.released_published)),
+        }
+    }
+
+    /// Nothing in transit.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.grant.is_none() && self.release.is_none()
+    }
+
+    /// What is still open *and unchanged* in `now`: a transfer that completed, or moved (the
+    /// region applied part of a grant, a new grant or release came), is not stuck.
+    pub(crate) fn still(&self, now: &OpenTransfers) -> OpenTransfers {
+        OpenTransfers {
+            grant: self.grant.filter(|g| now.grant == Some(*g)),
+            release: self.release.filter(|r| now.release == Some(*r)),
+        }
+    }
+
+    /// The violations of transfers open and unchanged for `for_ms`.
+    pub(crate) fn stuck(&self, region: &str, for_ms: u128) -> Vec<Violation> {
+        let mut v = Vec::new();
+        if let Some((granted, applied)) = self.grant {
+            v.push(Violation::GrantStuck {
+                region: region.to_string(),
+                granted,
+                applied,
+                for_ms,
+            });
+        }
+        if let Some((released, published)) = self.release {
+            v.push(Violation::ReleaseStuck {
+                region: region.to_string(),
+                released,
+                published,
+                for_ms,
+            });
+        }
+        v
+    }
+}
+
 /// One region's terms: `G`, `R` from the snapshot; `g`, `rel`, sold, orders, Redis from its
 /// truth.
-fn region_audit(snap: &LedgerSnapshot, r: &str, t: &RegionTruth) -> RegionAudit {
+pub(crate) fn region_audit(snap: &LedgerSnapshot, r: &str, t: &RegionTruth) -> RegionAudit {
     let (grant, published) = (snap.grant(r), snap.published_release(r));
     RegionAudit {
         granted: grant,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use etcd_client::{GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
 use quota_shared::keys::{self, Key};
-use quota_shared::model::{Ledger, ProductSpec, RegionInfo, RegionReport};
+use quota_shared::model::{merge_reports, Ledger, ProductSpec, RegionInfo, RegionReport};
 use quota_shared::wire::RegionView;
 
 use super::Store;
@@ -25,14 +25,16 @@ fn get_prefix(prefix: String) -> TxnOp {
 }
 
 impl Store {
-    /// Every registered region, with liveness and the age of its latest report.
+    /// Every registered region, with liveness (any node process alive), the URL of a live
+    /// process, and the age of its latest report.
     pub(crate) async fn regions(&self) -> Result<Vec<RegionView>, CoordError> {
         let mut c = self.client.clone();
         let opts = GetOptions::new().with_prefix();
         let resp = c.get(keys::regions_prefix(), Some(opts)).await?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut infos: BTreeMap<String, RegionView> = BTreeMap::new();
-        let mut alive = BTreeSet::new();
+        // Live processes' URLs per region, in process-name order.
+        let mut alive: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut last_report: BTreeMap<String, i64> = BTreeMap::new();
         for kv in resp.kvs() {
             match Key::parse_bytes(kv.key()) {
@@ -42,12 +44,14 @@ impl Store {
                         region: region.clone(),
                         url: info.url,
                         alive: false,
+                        processes: 0,
                         last_report_ms: None,
                     };
                     infos.insert(region, view);
                 }
-                Some(Key::RegionAlive(region)) => {
-                    alive.insert(region);
+                Some(Key::RegionAlive { region, .. }) => {
+                    let url = String::from_utf8_lossy(kv.value()).into_owned();
+                    alive.entry(region).or_default().push(url);
                 }
                 Some(Key::RegionReport { region, .. }) => {
                     if let Ok(r) = serde_json::from_slice::<RegionReport>(kv.value()) {
@@ -59,7 +63,13 @@ impl Store {
             }
         }
         for (r, v) in &mut infos {
-            v.alive = alive.contains(r);
+            let live = alive.get(r).map_or(&[][..], Vec::as_slice);
+            v.alive = !live.is_empty();
+            v.processes = live.len();
+            // The registration names whichever process registered last, which may be gone.
+            if let Some(url) = live.iter().find(|u| !u.is_empty()) {
+                v.url.clone_from(url);
+            }
             v.last_report_ms = last_report.get(r).map(|at| (now_ms - at).max(0));
         }
         Ok(infos.into_values().collect())
@@ -113,6 +123,7 @@ impl Store {
             coordinator_writes: ledger_kv.version()
                 + movable.kvs().first().map_or(0, KeyValue::version),
         };
+        let mut reports: BTreeMap<String, Vec<RegionReport>> = BTreeMap::new();
         let kvs = regions
             .kvs()
             .iter()
@@ -130,12 +141,12 @@ impl Store {
                     snap.published.insert(region, parse_json(kv)?);
                 }
                 Key::RegionReport { region, .. } => {
-                    snap.reports.insert(region, parse_json(kv)?);
+                    reports.entry(region).or_default().push(parse_json(kv)?);
                 }
                 Key::ReleaseRequest { region, .. } => {
                     snap.requests.insert(region, parse_json(kv)?);
                 }
-                Key::RegionAlive(region) => {
+                Key::RegionAlive { region, .. } => {
                     snap.alive.insert(region);
                 }
                 Key::RegionInfo(region) => {
@@ -150,6 +161,11 @@ impl Store {
                 | Key::Grant { .. } => {}
             }
         }
+        // Several node processes per region each report; the policy sees one region.
+        snap.reports = reports
+            .into_iter()
+            .filter_map(|(r, rs)| merge_reports(&rs).map(|m| (r, m)))
+            .collect();
         Ok(snap)
     }
 

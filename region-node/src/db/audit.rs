@@ -1,10 +1,12 @@
-//! The one-snapshot read behind the region's audit endpoint.
+//! The read behind the region's audit endpoint: the quota row, the orders and Redis, all
+//! under the quota row lock, so nothing commits between them and every comparison is exact.
+
+use quota_shared::reconcile::Ticket;
 
 use super::error::DbError;
-use super::pool::Db;
-use super::quota::{read_in, QuotaRow};
+use super::quota::{LockedQuota, QuotaRow};
 
-/// A region's Postgres truth about one product, read in one snapshot.
+/// A region's Postgres truth about one product, read under its quota row lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AuditSnapshot {
     /// The quota row.
@@ -13,30 +15,28 @@ pub(crate) struct AuditSnapshot {
     pub(crate) buyers: Vec<(i64, i64)>,
 }
 
-impl Db {
-    /// Reads the quota row and the orders in one REPEATABLE READ snapshot, so `sold` and the
-    /// order totals are comparable. `None` when the product has no quota row.
-    pub(crate) async fn audit(&self, product_id: i64) -> Result<Option<AuditSnapshot>, DbError> {
-        let mut c = self.conn().await?;
-        let tx = c
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let Some(quota) = read_in(&tx, product_id).await? else {
-            return Ok(None);
-        };
-        let buyers: Vec<(i64, i64)> = tx
-            .query(
-                "SELECT user_id, quantity::BIGINT FROM orders WHERE product_id = $1 ORDER BY user_id",
-                &[&product_id],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        tx.commit().await?;
-        Ok(Some(AuditSnapshot { quota, buyers }))
+impl LockedQuota<'_> {
+    /// The quota row and every order, in one transaction holding the row lock: no purchase of
+    /// the product commits meanwhile (a purchase inserts its order, then waits for this lock
+    /// to move `sold`, and its uncommitted row is invisible here), so `sold` and the order
+    /// totals are comparable.
+    pub(crate) async fn audit(&self) -> Result<AuditSnapshot, DbError> {
+        let mut buyers = self.buyers().await?;
+        buyers.sort_unstable();
+        Ok(AuditSnapshot {
+            quota: self.row(),
+            buyers,
+        })
+    }
+
+    /// Units of `tickets` whose purchase has *not* committed (no order row): what Redis
+    /// holds in flight beyond `sold`.
+    pub(crate) async fn uncommitted_units(&self, tickets: &[Ticket]) -> Result<i64, DbError> {
+        if tickets.is_empty() {
+            return Ok(0);
+        }
+        let committed = self.committed_tickets(tickets).await?;
+        let done: i64 = committed.iter().map(|t| t.quantity).sum();
+        Ok(tickets.iter().map(|t| t.quantity).sum::<i64>() - done)
     }
 }

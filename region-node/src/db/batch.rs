@@ -1,13 +1,20 @@
-//! The group-commit batch transaction (the worker that forms batches is `crate::batch`).
+//! The group-commit batch transaction (the worker that forms batches, and what it does when a
+//! batch fails, is `crate::batch`).
 //!
 //! Insert every order (`ON CONFLICT (user_id, product_id) DO NOTHING`), then
 //! `UPDATE … SET sold = sold + Σ inserted WHERE granted − released − sold ≥ Σ inserted`. If that
 //! finds too little (Redis was ahead of Postgres), the transaction rolls back and nothing is
 //! committed — so a batch can never sell more than the row allows.
+//!
+//! Every answer is decided *inside* the transaction, before `COMMIT` (the conflicting buyers'
+//! orders are read there too), so nothing can fail after the commit: an `Err` means the
+//! transaction did not commit — except [`DbError::ConnectionLost`], which means its outcome is
+//! unknown (the connection died, perhaps with the `COMMIT`'s answer on its way back).
 
 use std::collections::HashMap;
 
 use rust_decimal::Decimal;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::error::DbError;
@@ -16,7 +23,8 @@ use super::pool::Db;
 
 impl Db {
     /// Commits `orders` (all of `product_id`, sold by `region`) in one transaction; one outcome
-    /// per order, in order. `Err` means nothing was committed.
+    /// per order, in order. `Err` means nothing was committed, except `ConnectionLost` (unknown).
+    /// [`DbError::Unavailable`] from the pool means nothing was even sent.
     pub(crate) async fn commit_batch(
         &self,
         product_id: i64,
@@ -62,7 +70,9 @@ impl Db {
                 )
                 .await?;
             if n == 0 {
-                tx.rollback().await?;
+                // Nothing of this transaction can commit now, whatever ROLLBACK answers (a lost
+                // connection rolls it back too), so the answer is "sold out", never "unknown".
+                let _ = tx.rollback().await;
                 return Err(DbError::SoldOut);
             }
         }
@@ -78,39 +88,50 @@ impl Db {
                 Order::committed(new, order_id, r.get(1), price, r.get(2), r.get(3)),
             );
         }
-        // Conflicting buyers: their existing order (our own, from an earlier attempt, or another).
+        // Conflicting buyers: their existing order (our own, from an earlier attempt whose
+        // answer was lost, or another), read before COMMIT so that nothing fails after it.
         let losers: Vec<i64> = orders
             .iter()
             .filter(|o| !created.contains_key(&o.order_id))
             .map(|o| o.user_id)
             .collect();
-        let existing: HashMap<i64, Uuid> = if losers.is_empty() {
-            HashMap::new()
+        let existing: Vec<Row> = if losers.is_empty() {
+            Vec::new()
         } else {
             tx.query(
-                "SELECT user_id, order_id FROM orders WHERE product_id = $1 AND user_id = ANY($2)",
+                "SELECT user_id, order_id, quantity, price, status, created_at FROM orders
+                  WHERE product_id = $1 AND user_id = ANY($2)",
                 &[&product_id, &losers],
             )
             .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
         };
-        tx.commit().await?;
+        let existing: HashMap<i64, &Row> = existing.iter().map(|r| (r.get(0), r)).collect();
         let mut out = Vec::with_capacity(orders.len());
         for o in orders {
             if let Some(order) = created.remove(&o.order_id) {
                 out.push(PurchaseOutcome::Created(order));
-            } else {
-                match existing.get(&o.user_id) {
-                    Some(id) if *id == o.order_id => out.push(self.own_earlier_order(*id).await?),
-                    Some(id) => out.push(PurchaseOutcome::AlreadyPurchased(*id)),
-                    None => {
-                        return Err(DbError::Other("conflict without an existing order".into()))
-                    }
-                }
+                continue;
             }
+            let Some(r) = existing.get(&o.user_id) else {
+                // Dropping `tx` rolls the batch back.
+                return Err(DbError::Other("conflict without an existing order".into()));
+            };
+            let id: Uuid = r.get(1);
+            out.push(if id == o.order_id {
+                // Our own order, committed by an earlier attempt: a retry of it counts as created.
+                PurchaseOutcome::Created(Order::committed(
+                    o,
+                    id,
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                ))
+            } else {
+                PurchaseOutcome::AlreadyPurchased(id)
+            });
         }
+        tx.commit().await?;
         Ok(out)
     }
 }

@@ -13,7 +13,7 @@
 //! | [`batch`] | the group-commit batch transaction |
 //! | [`reconcile`] | what a reconciliation pass reads under the row lock |
 //! | [`release`] | the exactly-once release bookkeeping |
-//! | [`audit`] | the one-snapshot read behind the region's audit endpoint |
+//! | [`audit`] | the locked read behind the region's audit endpoint |
 
 mod audit;
 mod batch;

@@ -48,7 +48,8 @@ pub(crate) struct Db {
 
 impl Db {
     /// Builds the pool (connections open lazily). `statement_timeout` bounds every statement
-    /// server-side, so a stuck query cannot hold the hot row lock.
+    /// server-side and `idle_in_transaction_session_timeout` every pause between two, so
+    /// neither a stuck query nor a paused process can hold the hot row lock.
     pub(crate) fn new(url: &str, size: usize, timeout: Duration) -> Result<Db, DbError> {
         Self::with_isolation(url, size, timeout, Isolation::ReadCommitted)
     }
@@ -64,10 +65,15 @@ impl Db {
             .parse()
             .map_err(|e| DbError::Other(format!("bad Postgres URL: {e}")))?;
         cfg.connect_timeout(Duration::from_secs(2));
+        // A transaction left idle (the process paused or stalled between two statements while
+        // holding the hot row lock) is ended by the server after twice the statement timeout,
+        // which releases the lock; no transaction of ours waits that long between statements.
         cfg.options(format!(
-            "-c statement_timeout={} -c lock_timeout={} -c default_transaction_isolation={}",
+            "-c statement_timeout={} -c lock_timeout={} \
+             -c idle_in_transaction_session_timeout={} -c default_transaction_isolation={}",
             timeout.as_millis(),
             timeout.as_millis(),
+            timeout.as_millis() * 2,
             // libpq splits options on spaces; a backslash keeps "read committed" one value.
             isolation.pg_name().replace(' ', "\\ ")
         ));

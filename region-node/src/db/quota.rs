@@ -57,18 +57,6 @@ const SELECT_QUOTA: &str = "SELECT granted, released, sold FROM region_quota WHE
 const LOCK_QUOTA: &str =
     "SELECT granted, released, sold FROM region_quota WHERE product_id = $1 FOR UPDATE";
 
-/// Reads the quota row inside `tx` (the audit snapshot).
-pub(super) async fn read_in(
-    tx: &Transaction<'_>,
-    product_id: i64,
-) -> Result<Option<QuotaRow>, DbError> {
-    Ok(tx
-        .query_opt(SELECT_QUOTA, &[&product_id])
-        .await?
-        .as_ref()
-        .map(QuotaRow::from_row))
-}
-
 /// `G`: a cumulative grant as the coordinator wrote it to etcd. Its own type because applying
 /// it is `g := max(g, G)`, and passing `g` (or an increment) where `G` is meant would silently
 /// lose or invent units.

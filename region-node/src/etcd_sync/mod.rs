@@ -1,7 +1,7 @@
 //! The region's link to the global ledger in etcd.
 //!
 //! One session: connect → register (`regions/{r}/info`) → leased heartbeat
-//! (`regions/{r}/alive`) → full read of every product spec and of this region's grants →
+//! (`regions/{r}/alive/{process}`) → full read of every product spec and of this region's grants →
 //! watch both prefixes from the revision after the read. Any error (etcd down, watch cancelled
 //! or compacted, lease lost) ends the session; the next one starts with a full re-read, so an
 //! event missed while disconnected is never lost. Applying is idempotent (`g := max(g, G)`,
@@ -14,6 +14,7 @@
 //! |---|---|
 //! | this one | the session: connect, register, full read, the event loop |
 //! | [`error`] | why a session ended |
+//! | [`heartbeat`] | the lease kept alive on its own task |
 //! | [`watch`] | the three watches as one stream of typed keys |
 //! | [`apply`] | what each key means here: spec, movable stock, grant `G`, release request |
 //! | [`releases`] | pending release requests, handled and published as `R` |
@@ -21,6 +22,7 @@
 
 mod apply;
 mod error;
+mod heartbeat;
 mod releases;
 mod report;
 mod watch;
@@ -39,8 +41,9 @@ use crate::release;
 use crate::state::AppState;
 use apply::apply;
 use error::SyncError;
+use heartbeat::Heartbeat;
 use releases::{handle_releases, Pending};
-use report::report;
+use report::{report, Reporter};
 use watch::{Watched, Watches};
 
 /// How often the region reports to the coordinator and retries pending releases.
@@ -52,6 +55,8 @@ pub(crate) struct EtcdSync {
     endpoints: Vec<String>,
     lease_ttl_s: i64,
     public_url: String,
+    /// This node process's name within the region (several may serve one region).
+    process: String,
 }
 
 impl EtcdSync {
@@ -61,12 +66,14 @@ impl EtcdSync {
         endpoints: Vec<String>,
         lease_ttl_s: i64,
         public_url: String,
+        process: String,
     ) -> Self {
         EtcdSync {
             st,
             endpoints,
             lease_ttl_s: lease_ttl_s.max(1),
             public_url,
+            process,
         }
     }
 
@@ -95,7 +102,8 @@ impl EtcdSync {
         }
     }
 
-    /// Registers the region and takes its leased heartbeat; returns the lease id.
+    /// Registers the region and takes this process's leased heartbeat (under its own name, so
+    /// another process of the region ending never deletes it); returns the lease id.
     async fn register(&self, client: &mut Client) -> Result<i64, SyncError> {
         let region = &self.st.region;
         let info = RegionInfo {
@@ -109,7 +117,7 @@ impl EtcdSync {
         let lease = client.lease_grant(self.lease_ttl_s, None).await?.id();
         client
             .put(
-                keys::region_alive(region),
+                keys::region_alive(region, &self.process),
                 self.public_url.clone(),
                 Some(PutOptions::new().with_lease(lease)),
             )
@@ -149,7 +157,8 @@ impl EtcdSync {
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
         let mut client = Client::connect(&self.endpoints, Some(opts)).await?;
         let lease = self.register(&mut client).await?;
-        let (mut keeper, mut keep_alive) = client.lease_keep_alive(lease).await?;
+        let every = Duration::from_millis(u64::try_from(self.lease_ttl_s * 1000 / 3).unwrap_or(1));
+        let mut heartbeat = Heartbeat::start(&mut client, lease, every).await?;
 
         // Full read, then watch from just after it.
         let mut pending = Pending::default();
@@ -176,9 +185,6 @@ impl EtcdSync {
         self.st.etcd_connected.store(true, Ordering::Relaxed);
         tracing::info!(region, lease, "connected to etcd");
 
-        let mut heartbeat = tokio::time::interval(Duration::from_millis(
-            u64::try_from(self.lease_ttl_s * 1000 / 3).unwrap_or(1),
-        ));
         let mut tick = tokio::time::interval(REPORT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut demand = HashMap::new();
@@ -189,13 +195,7 @@ impl EtcdSync {
                     let _ = client.lease_revoke(lease).await;
                     return Ok(());
                 }
-                _ = heartbeat.tick() => {
-                    keeper.keep_alive().await?;
-                    match keep_alive.message().await? {
-                        Some(r) if r.ttl() > 0 => {}
-                        _ => return Err(SyncError::LeaseLost),
-                    }
-                }
+                stopped = heartbeat.stopped() => return Err(stopped),
                 batch = watches.next() => {
                     let (from, kvs) = batch?;
                     for kv in &kvs {
@@ -207,7 +207,8 @@ impl EtcdSync {
                 }
                 _ = tick.tick() => {
                     handle_releases(&self.st, &mut client, &mut pending).await?;
-                    report(&self.st, &mut client, lease, &pending, &mut demand).await?;
+                    let to = Reporter { lease, process: &self.process };
+                    report(&self.st, &mut client, &to, &pending, &mut demand).await?;
                 }
             }
         }

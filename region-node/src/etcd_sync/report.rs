@@ -1,6 +1,7 @@
 //! The region's report to the coordinator: per product, the quota row as last reconciled, the
 //! demand estimate ([`quota_shared::demand`]) and the release asked but not yet handled,
-//! published on the heartbeat lease (so a dead region's reports vanish with it).
+//! published under this process's name on its heartbeat lease (so a dead process's reports
+//! vanish with it, and several processes of one region never overwrite each other).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,11 +15,20 @@ use super::error::SyncError;
 use super::releases::Pending;
 use crate::state::AppState;
 
+/// Who reports: this process, on its heartbeat lease.
+pub(super) struct Reporter<'a> {
+    /// The heartbeat lease (a dead process's reports vanish with it).
+    pub(super) lease: i64,
+    /// The process's name: each process of a region reports under its own key and the
+    /// coordinator merges them (demand is the sum).
+    pub(super) process: &'a str,
+}
+
 /// Publishes one report per product.
 pub(super) async fn report(
     st: &AppState,
     client: &mut Client,
-    lease: i64,
+    to: &Reporter<'_>,
     pending: &Pending,
     demand: &mut HashMap<i64, DemandEstimate>,
 ) -> Result<(), SyncError> {
@@ -47,9 +57,9 @@ pub(super) async fn report(
         };
         client
             .put(
-                keys::region_report(&st.region, product_id),
+                keys::region_report(&st.region, product_id, to.process),
                 serde_json::to_string(&report).expect("serialisable"),
-                Some(PutOptions::new().with_lease(lease)),
+                Some(PutOptions::new().with_lease(to.lease)),
             )
             .await?;
     }

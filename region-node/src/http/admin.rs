@@ -10,11 +10,16 @@ use axum::Json;
 use quota_shared::wire::RegionTruth;
 
 use super::extract::positive_id;
+use crate::db::DbError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /v1/admin/products/{id}/audit` (bearer token): this region's truth for the
-/// coordinator's conservation audit — the quota row and orders in one snapshot, plus Redis.
+/// coordinator's conservation audit — the quota row, the orders, and Redis's stock and tickets
+/// (read in one atomic step), all while holding the quota row lock: nothing commits between
+/// the reads, so `sold` = order units and `stock + uncommitted in flight = available` hold
+/// exactly, and any difference is a real fault, not a race. A product this region never
+/// learned of has no row: its truth is all zeros.
 pub(super) async fn audit_handler(
     State(st): State<Arc<AppState>>,
     Path(raw_id): Path<String>,
@@ -29,17 +34,27 @@ pub(super) async fn audit_handler(
         _ => return Err(ApiError::Unauthorized),
     }
     let product_id = positive_id("product id", &raw_id)?;
-    let snap = st
-        .db
-        .audit(product_id)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        .ok_or(ApiError::UnknownProduct(product_id))?;
-    let redis_stock = st.stock.peek(product_id).await.ok().flatten();
-    let redis_in_flight = match st.stock.snapshot(product_id).await {
-        Ok(Some(t)) => Some(t.iter().map(|t| t.quantity).sum::<i64>()),
-        _ => None,
+    let unavailable = |e: DbError| ApiError::Unavailable(e.to_string());
+    let mut conn = st.db.quota_conn().await.map_err(unavailable)?;
+    let Some(locked) = conn.lock(product_id).await.map_err(unavailable)? else {
+        return Ok(Json(RegionTruth {
+            region: st.region.clone(),
+            product_id,
+            ..RegionTruth::default()
+        }));
     };
+    let snap = locked.audit().await.map_err(unavailable)?;
+    let (redis_stock, redis_in_flight) = match st.stock.peek_all(product_id).await {
+        Ok(Some((stock, tickets))) => {
+            let in_flight = locked
+                .uncommitted_units(&tickets)
+                .await
+                .map_err(unavailable)?;
+            (Some(stock), Some(in_flight))
+        }
+        _ => (None, None),
+    };
+    locked.commit().await.map_err(unavailable)?;
     let q = snap.quota;
     Ok(Json(RegionTruth {
         region: st.region.clone(),

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use tempfile::TempDir;
 
 pub use self::builder::ClusterBuilder;
-use crate::binaries::{Coordinator, Node, Proxy};
+use crate::binaries::{Coordinator, Node, NodeBackends, Proxy};
 use crate::paths::bin_path;
 use crate::services::{Etcd, Postgres, Redis};
 use crate::spawn::pid_alive;
@@ -91,6 +91,21 @@ impl Cluster {
             .expect("run quotactl")
     }
 
+    /// Starts `quotactl <args>` against this cluster's coordinator without waiting for it
+    /// (e.g. `audit --watch` alongside a sale); its output is piped.
+    pub fn quotactl_spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(bin_path("quotactl"))
+            .args(args)
+            .env("COORDINATOR_URL", self.coordinator().url.clone())
+            .env("ADMIN_TOKEN", &self.admin_token)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run quotactl")
+    }
+
     /// Run `quotactl <args>` against this cluster's coordinator.
     ///
     /// Runs in the temp dir so a developer's `target/cluster/cluster.env`
@@ -120,5 +135,22 @@ impl Cluster {
     /// A connected etcd client.
     pub async fn etcd_client(&self) -> etcd_client::Client {
         self.etcd.client().await
+    }
+
+    /// Starts one more node process for `region` — several processes per region, as a real
+    /// deployment runs them — on the region's own Redis and Postgres and on etcd directly,
+    /// with the cluster's admin token and `extra_args`; returns once it has registered.
+    pub async fn start_extra_node(&self, region: &str, extra_args: &[&str]) -> Node {
+        let stack = self.region(region);
+        let backends = NodeBackends {
+            etcd_endpoints: &self.etcd.endpoint,
+            redis_url: &stack.redis.url,
+            pg_url: &stack.pg.url,
+        };
+        let mut args = vec!["--admin-token", self.admin_token.as_str()];
+        args.extend_from_slice(extra_args);
+        let mut node = Node::start(self.dir.path(), region, &backends, &args).await;
+        node.wait_registered().await;
+        node
     }
 }
