@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use quota_shared::wire::{
-    CreateProduct, Drain, DrainView, Restock, RoundView, SetPolicy, SetSplit,
+    CreateProduct, Drain, DrainView, HomeRegions, Restock, RoundView, SetPolicy, SetSplit,
     IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
 
@@ -59,6 +59,10 @@ pub fn router(st: Arc<ApiState>) -> Router {
         .route("/v1/admin/products/{id}/rebalance", post(rebalance))
         .route("/v1/admin/regions", get(list_regions))
         .route("/v1/admin/regions/{region}/drain", post(drain))
+        .route(
+            "/v1/admin/home-regions",
+            get(show_home_regions).put(set_home_regions),
+        )
         .route("/v1/admin/status", get(status))
         .route("/v1/admin/audit", get(audit))
         .route_layer(middleware::from_fn(operation::middleware))
@@ -273,6 +277,25 @@ async fn drain(
         draining: req.on,
         region,
     }))
+}
+
+async fn show_home_regions(
+    State(st): State<Arc<ApiState>>,
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.escrow.store.home_regions().await?))
+}
+
+async fn set_home_regions(
+    State(st): State<Arc<ApiState>>,
+    op: Keyed,
+    body: Bytes,
+) -> Result<impl IntoResponse, CoordError> {
+    let req: HomeRegions = json_body(&body)?;
+    Ok(Json(
+        st.escrow
+            .set_home_regions(req.regions, op.as_deref())
+            .await?,
+    ))
 }
 
 /// `?product=ID` narrows status and audit to one product.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use quota_shared::model::{validate_region_name, Ledger, ProductSpec, MAX_TOTAL};
 use quota_shared::policy::{Move, PolicyKind};
-use quota_shared::wire::{CreateProduct, ProductView};
+use quota_shared::wire::{CreateProduct, HomeRegions, ProductView};
 
 use crate::cas::{Attempt, LEDGER_WRITE};
 use crate::error::CoordError;
@@ -49,6 +49,27 @@ fn check_split(
     Ok(())
 }
 
+/// Validates a home-region list: known regions, each once; returned sorted (order does not
+/// matter to rendezvous hashing, and a sorted list reads the same everywhere).
+fn check_home_regions(mut list: Vec<String>, known: &[String]) -> Result<Vec<String>, CoordError> {
+    for r in &list {
+        validate_region_name(r)?;
+        if !known.contains(r) {
+            return Err(CoordError::Invalid(format!(
+                "unknown home region {r:?} (known: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    list.sort();
+    let before = list.len();
+    list.dedup();
+    if list.len() != before {
+        return Err(CoordError::Invalid("a home region is listed twice".into()));
+    }
+    Ok(list)
+}
+
 impl Escrow {
     /// Creates a sale; an initial split is granted at once. A keyed call that was already
     /// applied answers with the product as it is now.
@@ -61,6 +82,11 @@ impl Escrow {
         if self.already_applied(op).await? {
             return Ok(self.store.read(id).await?.view());
         }
+        let known = self.known_regions().await?;
+        let home_regions = match req.home_regions {
+            Some(list) => check_home_regions(list, &known)?,
+            None => self.store.home_regions().await?.regions,
+        };
         let start = req.start_time.unwrap_or_else(Utc::now);
         let spec = ProductSpec {
             product_id: req.product_id,
@@ -72,6 +98,7 @@ impl Escrow {
             end_time: req.end_time.unwrap_or(start + chrono::Duration::hours(1)),
             per_user_limit: req.per_user_limit.unwrap_or(1),
             ended: false,
+            home_regions,
         };
         spec.validate()?;
         let mut ledger = Ledger {
@@ -80,7 +107,20 @@ impl Escrow {
             ..Ledger::default()
         };
         if let Some(split) = req.split {
-            check_split(&split, spec.total, &self.known_regions().await?)?;
+            check_split(&split, spec.total, &known)?;
+            if let Some(r) = split
+                .iter()
+                .find(|(r, n)| {
+                    **n > 0 && !spec.home_regions.is_empty() && !spec.home_regions.contains(r)
+                })
+                .map(|(r, _)| r)
+            {
+                return Err(CoordError::Invalid(format!(
+                    "split gives units to {r}, which is not one of the sale's home regions ({}): \
+                     nobody could buy them there",
+                    spec.home_regions.join(", ")
+                )));
+            }
             ledger.granted = split
                 .iter()
                 .filter(|(_, n)| **n > 0)
@@ -217,6 +257,25 @@ impl Escrow {
             Ok(())
         })
         .await
+    }
+
+    /// Sets the home-region list sales created from now on take (sales already on keep theirs).
+    pub(crate) async fn set_home_regions(
+        &self,
+        regions: Vec<String>,
+        op: Option<&Operation>,
+    ) -> Result<HomeRegions, CoordError> {
+        let homes = HomeRegions {
+            regions: check_home_regions(regions, &self.known_regions().await?)?,
+        };
+        for _ in 0..2 {
+            if self.already_applied(op).await? || self.store.set_home_regions(&homes, op).await? {
+                return Ok(homes);
+            }
+        }
+        Err(CoordError::Unavailable(
+            "the home-region list kept changing concurrently; retry".into(),
+        ))
     }
 
     /// Starts (or stops) draining a region.

@@ -112,6 +112,10 @@ pub(crate) enum ProductCmd {
         /// Rebalance policy: demand (default), static or even.
         #[arg(long)]
         policy: Option<PolicyKind>,
+        /// The sale's home regions, e.g. east,south (each buyer buys only in one of them:
+        /// a global per-user limit); default: the list `region homes` set. "none" for none.
+        #[arg(long, value_parser = parse_homes)]
+        home_regions: Option<RegionList>,
     },
     /// List every product.
     List,
@@ -173,6 +177,14 @@ pub(crate) enum RegionCmd {
         #[arg(long)]
         stop: bool,
     },
+    /// Show or set the home regions sales created from now on take (each buyer then buys only
+    /// in their one home region among them: a global per-user limit). Sales already on keep
+    /// the list they were created with.
+    Homes {
+        /// Replace the list, e.g. east,south,north ("none" clears it).
+        #[arg(long, value_parser = parse_homes)]
+        set: Option<RegionList>,
+    },
 }
 
 /// Parses `east=300,south=400`.
@@ -197,6 +209,26 @@ fn parse_split(s: &str) -> Result<BTreeMap<String, i64>, String> {
         return Err("split must name at least one region".into());
     }
     Ok(out)
+}
+
+/// A region list given as one comma-separated value (a newtype, so clap takes it as one value
+/// rather than many).
+#[derive(Debug, Clone)]
+pub(crate) struct RegionList(pub(crate) Vec<String>);
+
+/// A comma-separated region list; "none" is the empty list.
+fn parse_homes(s: &str) -> Result<RegionList, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(RegionList(Vec::new()));
+    }
+    let list: Vec<String> = s.split(',').map(|r| r.trim().to_string()).collect();
+    if list.iter().any(String::is_empty) {
+        return Err(format!(
+            "expected regions like east,south (or none), got {s:?}"
+        ));
+    }
+    Ok(RegionList(list))
 }
 
 fn parse_key(raw: &str) -> Result<IdempotencyKey, String> {

@@ -7,8 +7,9 @@ use quota_shared::api::ErrorEnvelope;
 use serde::de::DeserializeOwned;
 
 use quota_shared::wire::{
-    AuditReport, CreateProduct, Drain, DrainView, IdempotencyKey, ProductView, RegionView, Restock,
-    RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
+    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, IdempotencyKey, ProductView,
+    RegionView, Restock, RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENT_REPLAYED_HEADER,
 };
 
 /// How many times a keyed change is sent when the coordinator cannot be reached or is
@@ -244,6 +245,18 @@ impl AdminClient {
                 .json(req)
         })
         .await
+    }
+
+    /// The home regions new sales take.
+    pub async fn home_regions(&self) -> Result<HomeRegions, ClientError> {
+        self.send(self.http.get(self.url("/v1/admin/home-regions")))
+            .await
+    }
+
+    /// Sets the home regions new sales take.
+    pub async fn set_home_regions(&self, req: &HomeRegions) -> Result<HomeRegions, ClientError> {
+        self.send_change(|| self.http.put(self.url("/v1/admin/home-regions")).json(req))
+            .await
     }
 
     /// Status of every product (or one).

@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use quota_shared::wire::{AuditReport, CreateProduct, Drain, Restock, SetPolicy, SetSplit};
+use quota_shared::wire::{
+    AuditReport, CreateProduct, Drain, HomeRegions, Restock, SetPolicy, SetSplit,
+};
 use quotactl::{AdminClient, ClientError};
 
 use crate::args::{Cli, Cmd, ProductCmd, QuotaCmd, RegionCmd};
@@ -26,6 +28,7 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
             per_user_limit,
             split,
             policy,
+            home_regions,
         }) => {
             let req = CreateProduct {
                 product_id: id,
@@ -38,6 +41,7 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
                 per_user_limit,
                 split,
                 policy,
+                home_regions: home_regions.map(|l| l.0),
             };
             emit(json, &client.create_product(&req).await?, print_product);
         }
@@ -92,6 +96,22 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
                         "draining (its unsold quota returns to the pool)"
                     }
                 );
+            });
+        }
+        Cmd::Region(RegionCmd::Homes { set }) => {
+            let homes = match set {
+                Some(list) => {
+                    let req = HomeRegions { regions: list.0 };
+                    client.set_home_regions(&req).await?
+                }
+                None => client.home_regions().await?,
+            };
+            emit(json, &homes, |h| {
+                if h.regions.is_empty() {
+                    println!("home regions: none (the per-user limit holds per region)");
+                } else {
+                    println!("home regions: {}", h.regions.join(", "));
+                }
             });
         }
         Cmd::Status { id } => emit(json, &client.status(id).await?, print_status),

@@ -12,10 +12,21 @@ pub(crate) fn print_product(p: &ProductView) {
         s.product_id, s.name, s.price, s.original_price, s.per_user_limit, p.policy
     );
     println!(
-        "window  {} → {}",
+        "window  {} → {}{}",
         s.start_time.to_rfc3339(),
-        s.end_time.to_rfc3339()
+        s.end_time.to_rfc3339(),
+        if s.ended {
+            "  (ended by the operator)"
+        } else {
+            ""
+        }
     );
+    if !s.home_regions.is_empty() {
+        println!(
+            "home regions  {}  (each buyer buys only in one of them)",
+            s.home_regions.join(", ")
+        );
+    }
     println!("total {}  pool {}", p.total, p.pool);
     if !p.regions.is_empty() {
         println!(

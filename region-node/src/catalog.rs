@@ -198,6 +198,7 @@ mod tests {
             end_time: Utc::now() + chrono::Duration::hours(1),
             per_user_limit: 1,
             ended: false,
+            home_regions: Vec::new(),
         }
     }
 

@@ -103,10 +103,10 @@ pub struct ServeConfig {
     /// them); unset disables them.
     #[arg(long, env = "QUOTA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Global per-user limit: every user has one home region among these (same list on every
-    /// node, comma-separated); a purchase elsewhere is answered 421 naming the home region.
-    /// Empty (default): the per-user limit holds per region only.
-    #[arg(long, env = "QUOTA_HOME_REGIONS", value_delimiter = ',')]
+    /// Moved: home regions are now part of each sale (`quotactl region homes --set …`), so
+    /// that every node follows one list and a changed list never re-homes a sale's buyers.
+    /// Refused with that explanation when given.
+    #[arg(long, env = "QUOTA_HOME_REGIONS", value_delimiter = ',', hide = true)]
     pub home_regions: Vec<String>,
     /// Purchase strategy: pessimistic (v1, row lock), optimistic (v2, version column),
     /// redis-gate (v3, Redis + conditional update, default), group-commit (v4, redis-gate +

@@ -37,12 +37,15 @@ pub(crate) async fn purchase(
         .catalog
         .get(product_id)
         .ok_or(ApiError::UnknownProduct(product_id))?;
-    entry.count_attempt();
-    if let Some(home) = home_region(req.user_id, &st.home_regions) {
+    // Home regions are part of the sale (one list every node follows, fixed for its life). A
+    // buyer sent elsewhere is not this region's demand: counting them would pull units here
+    // that they cannot buy.
+    if let Some(home) = home_region(req.user_id, &entry.spec().home_regions) {
         if home != st.region {
             return Err(ApiError::WrongRegion(home.to_string()));
         }
     }
+    entry.count_attempt();
     // The one place the strategy is dispatched on.
     match &st.purchaser {
         Purchaser::Direct(sql) => direct(st, entry, Arc::clone(sql), product_id, &req).await,

@@ -85,11 +85,13 @@ impl RegionNode {
     pub fn new(cfg: ServeConfig, metrics: PrometheusHandle) -> Result<Self, NodeError> {
         quota_shared::model::validate_region_name(&cfg.region)
             .map_err(|e| NodeError::Config(e.0))?;
-        if !cfg.home_regions.is_empty() && !cfg.home_regions.contains(&cfg.region) {
+        if !cfg.home_regions.is_empty() {
             return Err(NodeError::Config(format!(
-                "--home-regions ({}) must include this region ({})",
+                "--home-regions ({}) is no longer a node flag: home regions are part of each \
+                 sale, so that every node follows one list; set them on the coordinator with \
+                 `quotactl region homes --set {}` (sales already on keep theirs)",
                 cfg.home_regions.join(","),
-                cfg.region
+                cfg.home_regions.join(",")
             )));
         }
         if let Some(id) = cfg.process_id.as_deref().filter(|p| !p.is_empty()) {
@@ -151,7 +153,6 @@ impl RegionNode {
             etcd_connected: AtomicBool::new(false),
             failpoint,
             admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
-            home_regions: cfg.home_regions.clone(),
             await_stock: Duration::from_millis(cfg.await_stock_ms),
             purchaser: Purchaser::new(
                 cfg.strategy,

@@ -41,7 +41,4 @@ pub(crate) struct AppState {
     /// Longest a buyer waits in line for stock on its way before hearing 503 awaiting_stock
     /// (zero: answer at once). See [`crate::waitroom`].
     pub(crate) await_stock: std::time::Duration,
-    /// Regions among which each user has one deterministic home (global per-user limit);
-    /// empty = every region sells to everyone.
-    pub(crate) home_regions: Vec<String>,
 }

@@ -175,6 +175,7 @@ mod tests {
             end_time: now + Duration::minutes(1),
             per_user_limit: limit,
             ended: false,
+            home_regions: Vec::new(),
         }
     }
 

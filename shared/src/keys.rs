@@ -15,6 +15,7 @@
 //! | `/quota/v1/regions/{r}/alive/{n}` | node process `n`'s heartbeat (its URL), leased | region `r` |
 //! | `/quota/v1/release-requests/{r}/{p}` | [`crate::model::ReleaseRequest`] JSON | coordinator |
 //! | `/quota/v1/drain/{r}` | present while region `r` is being drained | coordinator |
+//! | `/quota/v1/home-regions` | [`crate::wire::HomeRegions`] JSON: the list new sales take | coordinator |
 //! | `/quota/v1/operations/{k}` | [`crate::model::OperationRecord`] JSON, leased 24 h | coordinator |
 //! | `/quota/v1/coordinator/leader` | election (etcd election API) | coordinators |
 //! | `/quota/v1/regions/{r}/releases/{p}` | [`crate::model::ReleasePublished`] JSON (`R`) | region `r` |
@@ -131,6 +132,12 @@ pub fn drains_prefix() -> String {
 /// transaction as the change it made, so a rerun of the same call finds it and changes nothing).
 pub fn operation(key: &str) -> String {
     format!("{ROOT}operations/{key}")
+}
+
+/// The deployment's home-region list, copied into every sale created after it was set (see
+/// [`crate::model::ProductSpec::home_regions`]).
+pub fn home_regions() -> String {
+    format!("{ROOT}home-regions")
 }
 
 /// Name of the coordinators' election.

@@ -36,6 +36,14 @@ pub struct ProductSpec {
     /// (`product end`; absent in older specs, which never ended early).
     #[serde(default)]
     pub ended: bool,
+    /// The regions among which each buyer of this product has one home region (rendezvous
+    /// hashing, [`crate::admission::home_region`]), the only one that sells them this product:
+    /// that makes the per-user limit global with no cross-region check. Fixed when the sale is
+    /// created, so changing the deployment's list never re-homes the buyers of a sale already
+    /// on (who would then buy a second time in their new home). Empty: every region sells to
+    /// everyone and the limit holds per region.
+    #[serde(default)]
+    pub home_regions: Vec<String>,
 }
 
 pub use crate::error::Invalid;
@@ -85,6 +93,13 @@ impl ProductSpec {
                 self.end_time.to_rfc3339(),
                 self.start_time.to_rfc3339()
             ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.home_regions {
+            validate_region_name(r)?;
+            if !seen.insert(r) {
+                return invalid(format!("home region {r} is listed twice"));
+            }
         }
         if !(1..=MAX_PER_USER_LIMIT).contains(&self.per_user_limit) {
             return invalid(format!(
@@ -284,6 +299,7 @@ mod tests {
             end_time: now + Duration::hours(1),
             per_user_limit: 1,
             ended: false,
+            home_regions: Vec::new(),
         }
     }
 

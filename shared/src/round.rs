@@ -22,7 +22,8 @@ pub use snapshot::LedgerSnapshot;
 
 /// The policy's view of every region. A region counts as alive only with a live heartbeat, a
 /// report, and no drain in progress: the coordinator never grants to, or counts on releases
-/// from, a region it cannot hear.
+/// from, a region it cannot hear. For a sale with home regions, a region outside them sells
+/// to nobody, so it is never granted units either.
 pub fn region_states(snap: &LedgerSnapshot) -> Vec<RegionState> {
     snap.regions()
         .into_iter()
@@ -30,7 +31,11 @@ pub fn region_states(snap: &LedgerSnapshot) -> Vec<RegionState> {
             let g_total = snap.grant(&r);
             let released = snap.published_release(&r);
             let report = snap.reports.get(&r);
-            let alive = snap.alive.contains(&r) && report.is_some() && !snap.draining.contains(&r);
+            let homes = &snap.spec.home_regions;
+            let alive = snap.alive.contains(&r)
+                && report.is_some()
+                && !snap.draining.contains(&r)
+                && (homes.is_empty() || homes.contains(&r));
             // Units granted but not yet applied will be sellable in milliseconds: count them.
             let available = report
                 .map_or(0, |rep| rep.available + (g_total - rep.granted).max(0))

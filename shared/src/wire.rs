@@ -129,6 +129,20 @@ pub struct CreateProduct {
     /// Rebalance policy (default: demand).
     #[serde(default)]
     pub policy: Option<PolicyKind>,
+    /// The sale's home regions (default: the deployment's list, [`HomeRegions`]); fixed for
+    /// the sale's life.
+    #[serde(default)]
+    pub home_regions: Option<Vec<String>>,
+}
+
+/// `GET`/`PUT /v1/admin/home-regions`: the regions among which each buyer of a sale created
+/// from now on has one home region (empty: no home regions, the per-user limit holds per
+/// region). Sales already created keep the list they were created with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HomeRegions {
+    /// Region names.
+    pub regions: Vec<String>,
 }
 
 /// `PUT /v1/admin/products/{id}/policy`: switch how the rebalancer moves quota.

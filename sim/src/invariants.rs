@@ -278,6 +278,7 @@ mod tests {
             end_time: now + chrono::Duration::days(1),
             per_user_limit: 1,
             ended: false,
+            home_regions: Vec::new(),
         };
         let reports = vec![region.report(0, 0.0)];
         let etcd = Etcd::new(vec!["east".into()], spec, ledger, reports, 1);

@@ -423,5 +423,6 @@ fn spec(total: i64) -> ProductSpec {
         end_time: start + chrono::Duration::days(365),
         per_user_limit: 1,
         ended: false,
+        home_regions: Vec::new(),
     }
 }

@@ -328,6 +328,7 @@ async fn fenced_write_is_rejected_by_etcd() {
         end_time: now + chrono::Duration::hours(1),
         per_user_limit: 1,
         ended: false,
+        home_regions: Vec::new(),
     };
     let ledger = quota_shared::model::Ledger {
         total: 10,
@@ -414,11 +415,11 @@ async fn region_cut_off_from_etcd_keeps_selling() {
 /// answered 421 naming it, and the audit finds no user over the limit across regions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_region_enforces_the_global_per_user_limit() {
-    let c = Cluster::builder(&["east", "south"])
-        .node_args(&["--home-regions", "east,south"])
-        .start()
+    let c = Cluster::builder(&["east", "south"]).start().await;
+    Sale::new(P, 100, "east=50,south=50")
+        .home_regions("east,south")
+        .create(&c)
         .await;
-    Sale::new(P, 100, "east=50,south=50").create(&c).await;
     let regions = vec!["east".to_string(), "south".to_string()];
     let client = http();
     for user in 1..=20i64 {
@@ -547,6 +548,16 @@ async fn quotactl_bad_input_changes_nothing() {
             "idempotency key",
         ),
         (&["region", "drain", "mars"], 1, "unknown region"),
+        (
+            &["region", "homes", "--set", "east,mars"],
+            1,
+            "unknown home region",
+        ),
+        (
+            &["region", "homes", "--set", "east,,south"],
+            2,
+            "expected regions",
+        ),
         (&["rebalance", "999"], 1, "unknown product"),
         (&["audit", "999"], 1, "unknown product"),
     ];
@@ -726,4 +737,77 @@ async fn a_sale_ended_before_its_start_never_sells() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(truth(&pg, P).await.orders, 0);
+}
+
+/// Issue 9 §1: home regions come from one source and never re-home a sale's buyers. The
+/// deployment's list was a per-node flag: adding a region (or a rolling restart with mixed
+/// lists) moved users who had already bought to a new home whose database had no order of
+/// theirs, and they bought again. Now the list lives in etcd and each sale keeps the list it
+/// was created with: after north is added, the first sale's buyers still have their old homes
+/// (north answers them 421, their home 409), while a new sale takes the new list. Buyers sent
+/// to the wrong region are not counted as that region's demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_home_list_never_rehomes_the_buyers_of_a_sale_on() {
+    let c = Cluster::builder(&["east", "south", "north"]).start().await;
+    let homes = quotactl_json(&c, &["region", "homes", "--set", "east,south"]);
+    assert_eq!(homes["regions"], serde_json::json!(["east", "south"]));
+    Sale::new(P, 60, "east=30,south=30").create(&c).await;
+    let shown = quotactl_json(&c, &["product", "show", &P.to_string()]);
+    assert_eq!(
+        shown["spec"]["home_regions"],
+        serde_json::json!(["east", "south"])
+    );
+    let two: Vec<String> = vec!["east".into(), "south".into()];
+    let three: Vec<String> = vec!["east".into(), "north".into(), "south".into()];
+    let client = http();
+    let url = |r: &str| c.region(r).node.url.clone();
+    let buyers: Vec<i64> = (1..=40).collect();
+    for &u in &buyers {
+        let home = quota_shared::admission::home_region(u, &two).unwrap();
+        assert_eq!(buy(&client, &url(home), P, u).await.status, 201, "user {u}");
+    }
+
+    // The deployment grows: north joins the list.
+    quotactl_json(&c, &["region", "homes", "--set", "east,south,north"]);
+    let moved: Vec<i64> = buyers
+        .iter()
+        .copied()
+        .filter(|&u| quota_shared::admission::home_region(u, &three) == Some("north"))
+        .collect();
+    assert!(!moved.is_empty(), "some buyers would be re-homed to north");
+    let mut again = Vec::new();
+    for &u in &buyers {
+        for r in ["east", "south", "north"] {
+            again.push((u, r, buy(&client, &url(r), P, u).await.status));
+        }
+    }
+    let bought_twice: Vec<_> = again.iter().filter(|(_, _, s)| *s == 201).collect();
+    assert!(bought_twice.is_empty(), "bought twice: {bought_twice:?}");
+    for &u in &moved {
+        let north = again
+            .iter()
+            .find(|(b, r, _)| *b == u && *r == "north")
+            .unwrap();
+        assert_eq!(north.2, 421, "user {u} keeps their old home for this sale");
+    }
+    // North heard only buyers it may not serve: none of them is its demand.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = quotactl_json(&c, &["status", &P.to_string()]);
+    let north_demand = status["products"][0]["regions"]["north"]["demand"].as_f64();
+    assert_eq!(north_demand.unwrap_or(0.0), 0.0, "{status}");
+
+    // A sale created now takes the new list: the moved buyers buy it in north.
+    let p2 = P + 1;
+    Sale::new(p2, 60, "east=20,south=20,north=20")
+        .create(&c)
+        .await;
+    for &u in &moved {
+        assert_eq!(
+            buy(&client, &url("north"), p2, u).await.status,
+            201,
+            "user {u}"
+        );
+    }
+    audit_ok(&c, P).await;
+    audit_ok(&c, p2).await;
 }

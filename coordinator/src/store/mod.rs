@@ -24,7 +24,7 @@ use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOpt
 use quota_shared::keys;
 use quota_shared::model::{Ledger, Movable, OperationRecord, ProductSpec, ReleaseRequest};
 use quota_shared::round::initial_movable;
-use quota_shared::wire::IdempotencyKey;
+use quota_shared::wire::{HomeRegions, IdempotencyKey};
 
 use crate::error::CoordError;
 use crate::operation::Operation;
@@ -300,6 +300,32 @@ impl Store {
         let put = TxnOp::put(keys::product_movable(product_id), to_json(m), None);
         self.fenced_txn(vec![], vec![put]).await?;
         Ok(())
+    }
+
+    /// The deployment's home-region list (empty when never set).
+    pub(crate) async fn home_regions(&self) -> Result<HomeRegions, CoordError> {
+        let mut c = self.client.clone();
+        let resp = c.get(keys::home_regions(), None).await?;
+        resp.kvs()
+            .first()
+            .map(|kv| {
+                serde_json::from_slice(kv.value())
+                    .map_err(|e| CoordError::Internal(format!("unreadable home regions: {e}")))
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Replaces the deployment's home-region list (with the record of `op`, when keyed);
+    /// `Ok(false)` when a keyed call's record appeared meanwhile.
+    pub(crate) async fn set_home_regions(
+        &self,
+        homes: &HomeRegions,
+        op: Option<&Operation>,
+    ) -> Result<bool, CoordError> {
+        let (cmps, mut ops) = self.operation_txn(op).await?;
+        ops.push(TxnOp::put(keys::home_regions(), to_json(homes), None));
+        self.fenced_txn(cmps, ops).await
     }
 
     /// Marks (or unmarks) a region as draining (with the record of `op`, when keyed);

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ended_and_own_order_first",
         include_str!("../../../migrations/0004_ended_and_own_order_first.sql"),
     ),
+    (
+        5,
+        "home_regions",
+        include_str!("../../../migrations/0005_home_regions.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations ("quota" in ASCII).

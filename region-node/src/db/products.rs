@@ -13,7 +13,7 @@ impl Db {
         let rows = c
             .query(
                 "SELECT product_id, name, total, price, original_price, start_time, end_time,
-                        per_user_limit, ended FROM products ORDER BY product_id",
+                        per_user_limit, ended, home_regions FROM products ORDER BY product_id",
                 &[],
             )
             .await?;
@@ -29,6 +29,7 @@ impl Db {
                 end_time: r.get(6),
                 per_user_limit: r.get(7),
                 ended: r.get(8),
+                home_regions: r.get(9),
             })
             .collect())
     }
@@ -39,13 +40,14 @@ impl Db {
         let tx = c.transaction().await?;
         tx.execute(
             "INSERT INTO products (product_id, name, total, price, original_price, start_time,
-                                   end_time, per_user_limit, ended)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   end_time, per_user_limit, ended, home_regions)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (product_id) DO UPDATE SET
                 name = EXCLUDED.name, total = EXCLUDED.total, price = EXCLUDED.price,
                 original_price = EXCLUDED.original_price, start_time = EXCLUDED.start_time,
                 end_time = EXCLUDED.end_time, per_user_limit = EXCLUDED.per_user_limit,
-                ended = products.ended OR EXCLUDED.ended, updated_at = now()",
+                ended = products.ended OR EXCLUDED.ended,
+                home_regions = EXCLUDED.home_regions, updated_at = now()",
             &[
                 &s.product_id,
                 &s.name,
@@ -56,6 +58,7 @@ impl Db {
                 &s.end_time,
                 &s.per_user_limit,
                 &s.ended,
+                &s.home_regions,
             ],
         )
         .await?;

@@ -25,6 +25,7 @@ pub fn snapshot() -> LedgerSnapshot {
             end_time: now + chrono::Duration::hours(1),
             per_user_limit: 1,
             ended: false,
+            home_regions: Vec::new(),
         },
         ledger: Ledger {
             total: 120,

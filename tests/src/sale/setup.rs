@@ -18,6 +18,7 @@ pub struct Sale<'a> {
     original_price: Option<&'a str>,
     policy: Option<&'a str>,
     end: Option<String>,
+    home_regions: Option<&'a str>,
 }
 
 impl<'a> Sale<'a> {
@@ -31,7 +32,14 @@ impl<'a> Sale<'a> {
             original_price: Some("199.00"),
             policy: None,
             end: None,
+            home_regions: None,
         }
+    }
+
+    /// The sale's home regions (`--home-regions east,south`), instead of the deployment's.
+    pub fn home_regions(mut self, regions: &'a str) -> Self {
+        self.home_regions = Some(regions);
+        self
     }
 
     /// The sale ends `after` from now (`--end`), instead of the default hour.
@@ -77,6 +85,9 @@ impl<'a> Sale<'a> {
         }
         if let Some(end) = &self.end {
             args.extend(["--end", end]);
+        }
+        if let Some(homes) = self.home_regions {
+            args.extend(["--home-regions", homes]);
         }
         let out = c.quotactl(&args);
         assert!(
