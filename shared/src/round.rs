@@ -57,7 +57,11 @@ pub fn region_states(snap: &LedgerSnapshot) -> Vec<RegionState> {
 
 /// What could still move to a region that sold out locally (see [`Movable`]): under the
 /// static policy nothing moves; otherwise the pool (with releases still in transit to it) and
-/// every live region's unsold units.
+/// every live region's unsold units. A region whose heartbeat is up but whose first report on
+/// the product has not arrived yet (a sale just created, a node just restarted) counts with
+/// what the ledger says it holds (`G − R`): leaving it out told every other region "nothing
+/// can come" in the first rounds of a sale, and their first buyers heard a false 410. Counting
+/// too much only costs a 503 "awaiting stock" instead of a 410; this rule never admits anybody.
 pub fn movable(snap: &LedgerSnapshot, states: &[RegionState], at_ms: i64) -> Movable {
     if snap.ledger.policy == PolicyKind::Static {
         return Movable {
@@ -71,12 +75,26 @@ pub fn movable(snap: &LedgerSnapshot, states: &[RegionState], at_ms: i64) -> Mov
         .iter()
         .map(|(r, rep)| (rep.released - snap.published_release(r)).max(0))
         .sum();
+    let homes = &snap.spec.home_regions;
+    let unreported = |s: &&RegionState| {
+        !s.alive
+            && snap.alive.contains(&s.name)
+            && !snap.reports.contains_key(&s.name)
+            && !snap.draining.contains(&s.name)
+            && (homes.is_empty() || homes.contains(&s.name))
+    };
     Movable {
         pool: snap.pool() + in_transit,
         regions: states
             .iter()
             .filter(|s| s.alive)
             .map(|s| (s.name.clone(), s.available))
+            .chain(
+                states
+                    .iter()
+                    .filter(unreported)
+                    .map(|s| (s.name.clone(), s.holds.max(0))),
+            )
             .collect(),
         at_ms,
     }

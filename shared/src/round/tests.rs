@@ -109,3 +109,22 @@ fn a_new_sale_can_move_its_pool_and_every_initial_grant() {
     };
     assert_eq!(initial_movable(&fixed, 7).elsewhere("north"), 0);
 }
+
+#[test]
+fn a_live_region_that_has_not_reported_yet_counts_with_what_it_holds() {
+    use super::movable;
+    let mut snap = snapshot();
+    // East's heartbeat is up but its first report on the product has not arrived.
+    snap.reports.remove("east");
+    let states = region_states(&snap);
+    assert!(!states.iter().find(|s| s.name == "east").unwrap().alive);
+    let m = movable(&snap, &states, 7);
+    assert_eq!(m.regions.get("east"), Some(&50), "G − R = 50 could still move");
+    assert_eq!(m.regions.get("north"), Some(&40));
+    // South, silent and without a heartbeat, holds nothing that could move.
+    assert_eq!(m.regions.get("south"), None);
+    // A region whose heartbeat is gone does not count at all.
+    snap.alive.remove("east");
+    let m = movable(&snap, &region_states(&snap), 7);
+    assert_eq!(m.regions.get("east"), None);
+}
