@@ -24,10 +24,14 @@
 //!   [`buy_all`], [`drain`] send buyers; [`truth`] / [`assert_safe`] read and check each
 //!   region's books; [`fault_mid_sale`] is the crash/stop/flush-in-the-middle scenario.
 //!
+//! * **Chaos** — [`run_nemesis`]: a seeded 3-region sale under faults (kills, pauses,
+//!   partitions, flushes) and the checks every interleaving must pass ([`NemesisReport`]).
+//!
 //! Every wait is bounded and panics with the process's log tail.
 
 mod binaries;
 mod cluster;
+mod nemesis;
 mod paths;
 mod probe;
 mod process;
@@ -40,6 +44,9 @@ pub use tempfile::TempDir;
 
 pub use crate::binaries::{Coordinator, Node, NodeBackends, Proxy};
 pub use crate::cluster::{Cluster, ClusterBuilder, RegionStack};
+pub use crate::nemesis::{
+    run as run_nemesis, schedule as nemesis_schedule, Fault, NemesisConfig, NemesisReport, Planned,
+};
 pub use crate::paths::{bin_path, free_port, port_is_closed, test_dir, workspace_root};
 pub use crate::probe::http_ok;
 pub use crate::process::{Proc, READY_TIMEOUT, STOP_TIMEOUT};

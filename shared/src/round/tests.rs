@@ -119,7 +119,11 @@ fn a_live_region_that_has_not_reported_yet_counts_with_what_it_holds() {
     let states = region_states(&snap);
     assert!(!states.iter().find(|s| s.name == "east").unwrap().alive);
     let m = movable(&snap, &states, 7);
-    assert_eq!(m.regions.get("east"), Some(&50), "G − R = 50 could still move");
+    assert_eq!(
+        m.regions.get("east"),
+        Some(&50),
+        "G − R = 50 could still move"
+    );
     assert_eq!(m.regions.get("north"), Some(&40));
     // South, silent and without a heartbeat, holds nothing that could move.
     assert_eq!(m.regions.get("south"), None);
