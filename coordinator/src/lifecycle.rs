@@ -268,14 +268,9 @@ impl Escrow {
         let homes = HomeRegions {
             regions: check_home_regions(regions, &self.known_regions().await?)?,
         };
-        for _ in 0..2 {
-            if self.already_applied(op).await? || self.store.set_home_regions(&homes, op).await? {
-                return Ok(homes);
-            }
-        }
-        Err(CoordError::Unavailable(
-            "the home-region list kept changing concurrently; retry".into(),
-        ))
+        self.write_once(op, || self.store.set_home_regions(&homes, op))
+            .await?;
+        Ok(homes)
     }
 
     /// Starts (or stops) draining a region.
@@ -289,13 +284,26 @@ impl Escrow {
         if !self.known_regions().await?.iter().any(|r| r == region) {
             return Err(CoordError::Invalid(format!("unknown region {region:?}")));
         }
+        self.write_once(op, || self.store.set_drain(region, on, op))
+            .await
+    }
+
+    /// An unguarded write (a marker, a list: no ledger revision to compare) for keyed call
+    /// `op`: done once `write` lands or the call turns out to have been applied already. The
+    /// write fails only when `op`'s record appeared meanwhile (a copy of the call won), so the
+    /// second look finds it.
+    async fn write_once<F, Fut>(&self, op: Option<&Operation>, write: F) -> Result<(), CoordError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, CoordError>>,
+    {
         for _ in 0..2 {
-            if self.already_applied(op).await? || self.store.set_drain(region, on, op).await? {
+            if self.already_applied(op).await? || write().await? {
                 return Ok(());
             }
         }
         Err(CoordError::Unavailable(
-            "the drain marker kept changing concurrently; retry".into(),
+            "a copy of this call kept racing it; retry".into(),
         ))
     }
 }

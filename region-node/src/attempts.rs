@@ -19,14 +19,16 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::db::{DbError, PurchaseOutcome};
+use crate::db::{bounded, DbError, PurchaseOutcome};
 use crate::failpoint::{AttemptFault, Failpoint};
 
 /// Runs `attempt` with at most 3 retries of retryable errors (exponential backoff from 10 ms,
-/// jitter), injecting `failpoint`'s fault if one is set, and returns the purchase's outcome
+/// jitter), each attempt bounded by `limit` (past it: a lost connection, which may have
+/// committed), injecting `failpoint`'s fault if one is set, and returns the purchase's outcome
 /// over all its attempts (see the module docs).
 pub(crate) async fn with_retries<F, Fut>(
     failpoint: Option<&Failpoint>,
+    limit: Duration,
     mut attempt: F,
 ) -> Result<PurchaseOutcome, DbError>
 where
@@ -39,7 +41,7 @@ where
     let one = || {
         let n = tries.fetch_add(1, Ordering::SeqCst);
         let fault = failpoint.map_or(AttemptFault::None, |f| f.purchase_attempt(n, &claimed));
-        let fut = attempt();
+        let fut = bounded(limit, attempt());
         let maybe_committed = &maybe_committed;
         async move {
             let r = match fault {
@@ -151,7 +153,7 @@ mod tests {
     async fn a_lost_answer_then_a_dead_pool_is_unknown_not_failed() {
         let fp = Failpoint::parse("lost_commit_answer_then_down").unwrap();
         let calls = AtomicU32::new(0);
-        let r = with_retries(Some(&fp), || {
+        let r = with_retries(Some(&fp), Duration::from_secs(5), || {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Ok(PurchaseOutcome::NotActive) }
         })

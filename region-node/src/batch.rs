@@ -137,10 +137,13 @@ async fn worker(db: Db, region: String, product_id: i64, mut rx: mpsc::Receiver<
         decide(
             batch.len(),
             move |slice: Range<usize>| async move {
-                match &batch[slice] {
-                    [one] => db.purchase_one_statement(one).await.map(|o| vec![o]),
-                    part => db.commit_batch(product_id, region, part).await,
-                }
+                db.bounded(async {
+                    match &batch[slice] {
+                        [one] => db.purchase_one_statement(one).await.map(|o| vec![o]),
+                        part => db.commit_batch(product_id, region, part).await,
+                    }
+                })
+                .await
             },
             |i, answer| {
                 if let Some(reply) = replies[i].take() {

@@ -90,7 +90,10 @@ async fn direct(
     let order = checked_order(st, &entry.spec(), product_id, req, Availability::Open)?;
     let st2 = Arc::clone(st);
     let task = tokio::spawn(async move {
-        let r = with_retries(st2.failpoint.as_ref(), || sql.commit(&order)).await;
+        let r = with_retries(st2.failpoint.as_ref(), st2.db.op_timeout(), || {
+            sql.commit(&order)
+        })
+        .await;
         answer(&st2, &entry, r).1
     });
     task.await
@@ -259,7 +262,10 @@ async fn commit(
     order: &NewOrder,
     ticket: &Ticket,
 ) -> Result<Order, ApiError> {
-    let result = with_retries(st.failpoint.as_ref(), || sql.commit(order)).await;
+    let result = with_retries(st.failpoint.as_ref(), st.db.op_timeout(), || {
+        sql.commit(order)
+    })
+    .await;
     let (settle, answer) = answer(st, entry, result);
     let product_id = order.product_id;
     match settle {

@@ -67,7 +67,15 @@ impl Reconciler {
             }
             let mut ok = true;
             for product_id in self.st.catalog.ids() {
-                if let Err(e) = self.pass(product_id).await {
+                let limit = self.st.db.op_timeout();
+                let pass = tokio::time::timeout(limit, self.pass(product_id)).await;
+                let result = pass.unwrap_or_else(|_| {
+                    Err(ReconcileError::Db(DbError::ConnectionLost(format!(
+                        "pass took longer than {} ms",
+                        limit.as_millis()
+                    ))))
+                });
+                if let Err(e) = result {
                     ok = false;
                     if !failing {
                         tracing::warn!(product_id, error = %e, "reconciliation failed");

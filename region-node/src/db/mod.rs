@@ -29,6 +29,6 @@ mod release;
 
 pub use error::DbError;
 pub(crate) use orders::{NewOrder, Order, PurchaseOutcome};
-pub(crate) use pool::Db;
 pub use pool::Isolation;
+pub(crate) use pool::{bounded, Db};
 pub(crate) use quota::{CumulativeGrant, LockedQuota, QuotaRow};

@@ -44,6 +44,8 @@ impl FromStr for Isolation {
 #[derive(Clone)]
 pub(crate) struct Db {
     pool: Pool,
+    /// Longest any one database operation may take before it counts as a lost connection.
+    op_timeout: Duration,
 }
 
 impl Db {
@@ -84,7 +86,11 @@ impl Db {
             cfg,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                // A connection is checked with a round trip before reuse: one abandoned mid-
+                // operation (see `bounded`) may be waiting for an answer that will never come
+                // (its bytes dropped by a partition, the server frozen); `Fast` only notices
+                // a closed socket and would hand it to the next purchase.
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         let pool = Pool::builder(mgr)
@@ -95,7 +101,27 @@ impl Db {
             .recycle_timeout(Some(Duration::from_secs(1)))
             .build()
             .map_err(|e| DbError::Other(e.to_string()))?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            op_timeout: timeout * 2 + Duration::from_secs(1),
+        })
+    }
+
+    /// Longest one database operation may take: twice the statement timeout plus a second.
+    pub(crate) fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
+    /// Runs `op` for at most [`Db::op_timeout`]. The server's own timeouts bound a statement
+    /// it is running, but not one it never received or whose answer never arrives (a
+    /// partition, a frozen server): past the bound the operation counts as a lost connection
+    /// (it may have committed; callers treat it so) and its connection is dropped, to be
+    /// re-verified before any reuse.
+    pub(crate) async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        bounded(self.op_timeout, op).await
     }
 
     /// One pooled connection.
@@ -119,5 +145,19 @@ impl Db {
     /// Pool gauges for `/metrics`.
     pub(crate) fn pool_status(&self) -> deadpool_postgres::Status {
         self.pool.status()
+    }
+}
+
+/// [`Db::bounded`] for callers that hold only the bound.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    op: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(r) => r,
+        Err(_) => Err(DbError::ConnectionLost(format!(
+            "no answer from Postgres within {} ms",
+            limit.as_millis()
+        ))),
     }
 }

@@ -199,7 +199,15 @@ impl EtcdSync {
                 batch = watches.next() => {
                     let (from, kvs) = batch?;
                     for kv in &kvs {
-                        apply(&self.st, &mut client, kv, &mut pending).await?;
+                        // Bounded: a Postgres that never answers ends the session (the next
+                        // one re-reads everything) instead of stalling it for good.
+                        let limit = self.st.db.op_timeout();
+                        tokio::time::timeout(limit, apply(&self.st, &mut client, kv, &mut pending))
+                            .await
+                            .map_err(|_| SyncError::Db(crate::db::DbError::ConnectionLost(
+                                format!("applying {} took longer than {} ms",
+                                    String::from_utf8_lossy(kv.key()), limit.as_millis()),
+                            )))??;
                     }
                     if from == Watched::ReleaseRequests {
                         handle_releases(&self.st, &mut client, &mut pending).await?;

@@ -44,7 +44,18 @@ pub(super) async fn handle_releases(
     let ids: Vec<i64> = pending.0.keys().copied().collect();
     for product_id in ids {
         let req = pending.0[&product_id].clone();
-        match release::handle(st, product_id, &req).await {
+        let limit = st.db.op_timeout();
+        let handled = tokio::time::timeout(limit, release::handle(st, product_id, &req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(release::ReleaseError::Db(
+                    crate::db::DbError::ConnectionLost(format!(
+                        "release took longer than {} ms",
+                        limit.as_millis()
+                    )),
+                ))
+            });
+        match handled {
             Ok(_) => {
                 release::publish_released_locally(st, client, product_id).await?;
                 if pending.0.get(&product_id) == Some(&req) {

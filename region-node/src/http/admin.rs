@@ -34,29 +34,33 @@ pub(super) async fn audit_handler(
         _ => return Err(ApiError::Unauthorized),
     }
     let product_id = positive_id("product id", &raw_id)?;
-    let unavailable = |e: DbError| ApiError::Unavailable(e.to_string());
-    let mut conn = st.db.quota_conn().await.map_err(unavailable)?;
-    let Some(locked) = conn.lock(product_id).await.map_err(unavailable)? else {
-        return Ok(Json(RegionTruth {
+    let truth = st.db.bounded(region_truth(&st, product_id)).await;
+    truth
+        .map(Json)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+/// The locked read behind [`audit_handler`] (bounded by the caller).
+async fn region_truth(st: &AppState, product_id: i64) -> Result<RegionTruth, DbError> {
+    let mut conn = st.db.quota_conn().await?;
+    let Some(locked) = conn.lock(product_id).await? else {
+        return Ok(RegionTruth {
             region: st.region.clone(),
             product_id,
             ..RegionTruth::default()
-        }));
+        });
     };
-    let snap = locked.audit().await.map_err(unavailable)?;
+    let snap = locked.audit().await?;
     let (redis_stock, redis_in_flight) = match st.stock.peek_all(product_id).await {
         Ok(Some((stock, tickets))) => {
-            let in_flight = locked
-                .uncommitted_units(&tickets)
-                .await
-                .map_err(unavailable)?;
+            let in_flight = locked.uncommitted_units(&tickets).await?;
             (Some(stock), Some(in_flight))
         }
         _ => (None, None),
     };
-    locked.commit().await.map_err(unavailable)?;
+    locked.commit().await?;
     let q = snap.quota;
-    Ok(Json(RegionTruth {
+    Ok(RegionTruth {
         region: st.region.clone(),
         product_id,
         granted: q.applied_grant,
@@ -68,13 +72,13 @@ pub(super) async fn audit_handler(
         buyers: snap.buyers,
         redis_stock,
         redis_in_flight,
-    }))
+    })
 }
 
 /// 200 when Postgres (with current migrations) and Redis answer; etcd is reported but not
 /// required: a region cut off from etcd still sells what it holds.
 pub(super) async fn readyz_handler(State(st): State<Arc<AppState>>) -> Response {
-    let pg = match st.db.ready().await {
+    let pg = match st.db.bounded(st.db.ready()).await {
         Ok(true) => "ok".to_string(),
         Ok(false) => "migrations pending".to_string(),
         Err(e) => e.to_string(),

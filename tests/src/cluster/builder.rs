@@ -30,6 +30,7 @@ pub struct ClusterBuilder {
     coordinators: usize,
     coordinator_args: Vec<String>,
     etcd_latency_ms: Vec<(String, u64)>,
+    fault_links: bool,
 }
 
 impl ClusterBuilder {
@@ -40,7 +41,16 @@ impl ClusterBuilder {
             coordinators: 1,
             coordinator_args: Vec::new(),
             etcd_latency_ms: Vec::new(),
+            fault_links: false,
         }
+    }
+
+    /// Routes every link a fault may cut through the [`Proxy`] (no added latency): each
+    /// region's node to etcd (link `{region}`) and to its Postgres (link `pg-{region}`), each
+    /// coordinator to etcd (link `coordinator-{i}`). The nemesis partitions them at will.
+    pub fn fault_links(mut self) -> Self {
+        self.fault_links = true;
+        self
     }
 
     /// Appends flags passed to every region node (after `--admin-token`); may be called
@@ -71,8 +81,8 @@ impl ClusterBuilder {
     }
 
     /// Starts the cluster, in this order: etcd and each region's Redis/Postgres concurrently
-    /// (initdb is the slow part); then the coordinators one after another; then the latency
-    /// proxy, if any; then all region nodes concurrently; finally it waits until every node
+    /// (initdb is the slow part); then the proxy, if any link needs one; then the coordinators
+    /// one after another; then all region nodes concurrently; finally it waits until every node
     /// has registered its region in etcd, so a sale created right away can name every region.
     pub async fn start(self) -> Cluster {
         assert!(
@@ -92,43 +102,59 @@ impl ClusterBuilder {
         let (etcd, stores) = tokio::join!(Etcd::start_named(d, "etcd"), stores);
 
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
+        let coordinator_ids: Vec<String> = (1..=self.coordinators.max(1))
+            .map(|i| format!("coordinator-{i}"))
+            .collect();
+        let upstream = etcd.endpoint.trim_start_matches("http://").to_string();
+        let mut links: Vec<(String, String, u64)> = self
+            .etcd_latency_ms
+            .iter()
+            .map(|(r, ms)| (r.clone(), upstream.clone(), *ms))
+            .collect();
+        if self.fault_links {
+            for (r, (_, pg)) in self.regions.iter().zip(&stores) {
+                if !links.iter().any(|(id, _, _)| id == r) {
+                    links.push((r.clone(), upstream.clone(), 0));
+                }
+                links.push((format!("pg-{r}"), format!("127.0.0.1:{}", pg.port), 0));
+            }
+            for id in &coordinator_ids {
+                links.push((id.clone(), upstream.clone(), 0));
+            }
+        }
+        let proxy = if links.is_empty() {
+            None
+        } else {
+            Some(Proxy::start(d, &links).await)
+        };
+        let via = |id: &str| proxy.as_ref().and_then(|p| p.listen.get(id)).cloned();
+        let etcd_for = |id: &str| -> String {
+            via(id).map_or_else(|| etcd.endpoint.clone(), |l| format!("http://{l}"))
+        };
+        let etcd_for = &etcd_for;
+
         let coordinator_args = as_strs(&self.coordinator_args);
         let mut coordinators = Vec::new();
-        for i in 1..=self.coordinators.max(1) {
-            let id = format!("coordinator-{i}");
-            coordinators.push(
-                Coordinator::start(d, &id, &etcd.endpoint, &admin_token, &coordinator_args).await,
-            );
+        for id in &coordinator_ids {
+            let endpoint = etcd_for(id);
+            coordinators
+                .push(Coordinator::start(d, id, &endpoint, &admin_token, &coordinator_args).await);
         }
         let mut node_args: Vec<&str> = vec!["--admin-token", &admin_token];
         node_args.extend(as_strs(&self.node_args));
         let node_args = &node_args;
-        let proxy = if self.etcd_latency_ms.is_empty() {
-            None
-        } else {
-            let upstream = etcd.endpoint.trim_start_matches("http://").to_string();
-            let links: Vec<(String, String, u64)> = self
-                .etcd_latency_ms
-                .iter()
-                .map(|(r, ms)| (r.clone(), upstream.clone(), *ms))
-                .collect();
-            Some(Proxy::start(d, &links).await)
-        };
-        let etcd_for = |r: &str| -> String {
-            proxy
-                .as_ref()
-                .and_then(|p| p.listen.get(r))
-                .map_or_else(|| etcd.endpoint.clone(), |l| format!("http://{l}"))
-        };
-        let etcd_for = &etcd_for;
 
         let nodes = join_all(self.regions.iter().zip(&stores).map(|(r, (redis, pg))| {
             let endpoint = etcd_for(r);
+            let pg_url = via(&format!("pg-{r}")).map_or_else(
+                || pg.url.clone(),
+                |l| pg.url.replacen(&format!("127.0.0.1:{}", pg.port), &l, 1),
+            );
             async move {
                 let backends = NodeBackends {
                     etcd_endpoints: &endpoint,
                     redis_url: &redis.url,
-                    pg_url: &pg.url,
+                    pg_url: &pg_url,
                 };
                 Node::start(d, r, &backends, node_args).await
             }

@@ -74,6 +74,18 @@ async fn strike(c: &mut Cluster, fault: &Fault, down: Duration) -> Result<(), St
             tokio::time::sleep(down).await;
             link(c, r, "pass").await?;
         }
+        Fault::PartitionPostgres(r) => {
+            let id = format!("pg-{r}");
+            link(c, &id, "blackhole").await?;
+            tokio::time::sleep(down).await;
+            link(c, &id, "pass").await?;
+        }
+        Fault::PartitionLeader => {
+            let id = c.coordinators[leader(c)?].id.clone();
+            link(c, &id, "blackhole").await?;
+            tokio::time::sleep(down).await;
+            link(c, &id, "pass").await?;
+        }
         Fault::KillEtcd => {
             c.etcd.kill9();
             tokio::time::sleep(down).await;
@@ -94,7 +106,7 @@ fn leader(c: &Cluster) -> Result<usize, String> {
         .ok_or_else(|| format!("unknown leader {id}"))
 }
 
-/// Sets the mode of region `r`'s link to etcd.
+/// Sets the mode of proxy link `r` (a region's or coordinator's link to etcd, `pg-{region}`).
 async fn link(c: &Cluster, r: &str, mode: &str) -> Result<(), String> {
     let proxy = c.proxy.as_ref().ok_or("no proxy")?;
     reqwest::Client::new()
@@ -117,9 +129,14 @@ pub(super) async fn heal_all(c: &mut Cluster) {
             c.coordinators[i].start_again().await;
         }
     }
+    let ids: Vec<String> = c.coordinators.iter().map(|k| k.id.clone()).collect();
+    for id in &ids {
+        let _ = link(c, id, "pass").await;
+    }
     let names: Vec<String> = c.regions.iter().map(|r| r.name.clone()).collect();
     for r in &names {
         let _ = link(c, r, "pass").await;
+        let _ = link(c, &format!("pg-{r}"), "pass").await;
         let stack = c.region_mut(r);
         if !stack.redis.proc.is_running() {
             stack.redis.start_again().await;

@@ -2,7 +2,8 @@
 //! their home regions (some twice at once, every one retrying 503s and transport errors a few
 //! times) while faults drawn from the seed strike one after another — `kill -9` of a node,
 //! Redis, Postgres, the leading coordinator or etcd; the leader paused past its lease; a region
-//! cut off from etcd; Redis flushed — each healed before the next. Then everything is healed,
+//! cut off from etcd, a node cut off from its Postgres, the leader cut off from etcd (bytes
+//! dropped, as a partition does); Redis flushed — each healed before the next. Then everything is healed,
 //! the rest of the stock is sold, and the run checks what must hold under any interleaving:
 //! every acknowledged order is in its region's Postgres, exactly once; nothing is oversold and
 //! every unit sells; `sold` = order units everywhere; no buyer holds more than the per-user
@@ -100,10 +101,9 @@ impl fmt::Display for NemesisReport {
 /// Runs one nemesis run on a fresh cluster (see the module docs).
 pub async fn run(cfg: NemesisConfig) -> NemesisReport {
     let started = Instant::now();
-    let links: Vec<(&str, u64)> = REGIONS.iter().map(|r| (*r, 1)).collect();
     let mut c = Cluster::builder(&REGIONS)
         .coordinators(2)
-        .etcd_latency(&links)
+        .fault_links()
         .node_args(&["--ticket-expiry-ms", "3000"])
         .start()
         .await;

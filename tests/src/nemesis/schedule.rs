@@ -21,6 +21,10 @@ pub enum Fault {
     PauseLeader,
     /// Cut a region off from etcd (its proxy link drops every byte) for `down`.
     PartitionRegion(String),
+    /// Cut a region's node off from its Postgres (every byte dropped) for `down`.
+    PartitionPostgres(String),
+    /// Cut the leading coordinator off from etcd for `down`.
+    PartitionLeader,
     /// `kill -9` etcd (the whole store: one member), restart it after `down`.
     KillEtcd,
 }
@@ -35,6 +39,8 @@ impl fmt::Display for Fault {
             Fault::KillLeader => f.write_str("kill -9 leader"),
             Fault::PauseLeader => f.write_str("SIGSTOP leader past its lease"),
             Fault::PartitionRegion(r) => write!(f, "partition {r} from etcd"),
+            Fault::PartitionPostgres(r) => write!(f, "partition node-{r} from pg-{r}"),
+            Fault::PartitionLeader => f.write_str("partition the leader from etcd"),
             Fault::KillEtcd => f.write_str("kill -9 etcd"),
         }
     }
@@ -78,7 +84,7 @@ pub fn schedule(seed: u64, regions: &[String], load: Duration) -> Vec<Planned> {
     let mut at = 2_000u64;
     let end = u64::try_from(load.as_millis()).unwrap_or(u64::MAX);
     loop {
-        let kind = rng.between(0, 7);
+        let kind = rng.between(0, 9);
         let region =
             regions[usize::try_from(rng.next() % regions.len() as u64).unwrap_or(0)].clone();
         let mut down = rng.between(1_000, 3_000);
@@ -93,6 +99,11 @@ pub fn schedule(seed: u64, regions: &[String], load: Duration) -> Vec<Planned> {
                 Fault::PauseLeader
             }
             6 => Fault::PartitionRegion(region),
+            7 => Fault::PartitionPostgres(region),
+            8 => {
+                down = down.max(3_000);
+                Fault::PartitionLeader
+            }
             _ => Fault::KillEtcd,
         };
         if at + down + 1_000 > end {
