@@ -180,3 +180,71 @@ async fn a_region_stays_alive_while_any_of_its_processes_is() {
     assert_eq!(sold, 40, "every unit sells");
     audit_ok(&c, P).await;
 }
+
+/// Sets the mode of one of the proxy's links (`pg-east`, …).
+async fn link(c: &Cluster, id: &str, mode: &str) {
+    let proxy = c.proxy.as_ref().expect("fault links");
+    reqwest::Client::new()
+        .put(format!("{}/links/{id}", proxy.control_url))
+        .json(&serde_json::json!({ "mode": mode }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
+/// Found by the nemesis: east's node is cut off from its Postgres mid-sale (every byte dropped,
+/// as a partition or a frozen server does). The connections whose requests or answers were lost
+/// used to wait for ever after the partition healed — the reconciler, releases and purchases
+/// stalled and the rest of the stock never sold. Every operation is now bounded on the client
+/// side and a connection abandoned mid-operation is verified before reuse, so once the link
+/// heals east sells exactly what it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_from_its_postgres_recovers_when_the_link_heals() {
+    let c = Cluster::builder(&["east"])
+        .fault_links()
+        .node_args(&["--pg-timeout-ms", "500", "--ticket-expiry-ms", "2000"])
+        .start()
+        .await;
+    Sale::new(P, 200, "east=200").create(&c).await;
+    let east = c.region("east").node.url.clone();
+    let first = buy_all(&east, P, (1..=50).collect(), 10).await;
+    assert_eq!(by_status(&first).get(&201), Some(&50));
+    // Cut while purchases are in flight, so some connections lose their bytes mid-request.
+    let during = tokio::spawn({
+        let east = east.clone();
+        async move { buy_all(&east, P, (51..=150).collect(), 20).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    link(&c, "pg-east", "blackhole").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    link(&c, "pg-east", "pass").await;
+    let during = during.await.unwrap();
+    assert!(
+        during.iter().all(|o| o.status != 500),
+        "{:?}",
+        by_status(&during)
+    );
+    // Every unit still sells: fresh buyers until Postgres says none is left.
+    let pg = c.pg_client("east").await;
+    let mut user = 1_000;
+    wait_for("east to sell everything after the partition", || {
+        let (pg, east) = (&pg, east.clone());
+        user += 20;
+        let users: Vec<i64> = (user..user + 20).collect();
+        async move {
+            buy_all(&east, P, users, 20).await;
+            let t = truth(pg, P).await;
+            t.sold == 200
+        }
+    })
+    .await;
+    let t = truth(&pg, P).await;
+    assert_eq!(
+        (t.sold, t.order_units, t.duplicate_buyers),
+        (200, 200, 0),
+        "{t:?}"
+    );
+    audit_ok(&c, P).await;
+}
