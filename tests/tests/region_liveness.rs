@@ -181,19 +181,6 @@ async fn a_region_stays_alive_while_any_of_its_processes_is() {
     audit_ok(&c, P).await;
 }
 
-/// Sets the mode of one of the proxy's links (`pg-east`, …).
-async fn link(c: &Cluster, id: &str, mode: &str) {
-    let proxy = c.proxy.as_ref().expect("fault links");
-    reqwest::Client::new()
-        .put(format!("{}/links/{id}", proxy.control_url))
-        .json(&serde_json::json!({ "mode": mode }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-}
-
 /// Found by the nemesis: east's node is cut off from its Postgres mid-sale (every byte dropped,
 /// as a partition or a frozen server does). The connections whose requests or answers were lost
 /// used to wait for ever after the partition healed — the reconciler, releases and purchases
@@ -217,9 +204,9 @@ async fn a_node_cut_off_from_its_postgres_recovers_when_the_link_heals() {
         async move { buy_all(&east, P, (51..=150).collect(), 20).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    link(&c, "pg-east", "blackhole").await;
+    c.set_link("pg-east", "blackhole").await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    link(&c, "pg-east", "pass").await;
+    c.set_link("pg-east", "pass").await.unwrap();
     let during = during.await.unwrap();
     assert!(
         during.iter().all(|o| o.status != 500),

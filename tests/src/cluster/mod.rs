@@ -137,6 +137,20 @@ impl Cluster {
         self.etcd.client().await
     }
 
+    /// Sets the mode (`pass`, `blackhole`, `reset`) of one of the proxy's links: a region's or
+    /// coordinator's link to etcd (`east`, `coordinator-1`), a node's to Postgres (`pg-east`).
+    pub async fn set_link(&self, id: &str, mode: &str) -> Result<(), String> {
+        let proxy = self.proxy.as_ref().ok_or("this cluster has no proxy")?;
+        reqwest::Client::new()
+            .put(format!("{}/links/{id}", proxy.control_url))
+            .json(&serde_json::json!({ "mode": mode }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// Starts one more node process for `region` — several processes per region, as a real
     /// deployment runs them — on the region's own Redis and Postgres and on etcd directly,
     /// with the cluster's admin token and `extra_args`; returns once it has registered.

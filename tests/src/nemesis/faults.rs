@@ -70,21 +70,21 @@ async fn strike(c: &mut Cluster, fault: &Fault, down: Duration) -> Result<(), St
             unsafe { libc::kill(pid, libc::SIGCONT) };
         }
         Fault::PartitionRegion(r) => {
-            link(c, r, "blackhole").await?;
+            c.set_link(r, "blackhole").await?;
             tokio::time::sleep(down).await;
-            link(c, r, "pass").await?;
+            c.set_link(r, "pass").await?;
         }
         Fault::PartitionPostgres(r) => {
             let id = format!("pg-{r}");
-            link(c, &id, "blackhole").await?;
+            c.set_link(&id, "blackhole").await?;
             tokio::time::sleep(down).await;
-            link(c, &id, "pass").await?;
+            c.set_link(&id, "pass").await?;
         }
         Fault::PartitionLeader => {
             let id = c.coordinators[leader(c)?].id.clone();
-            link(c, &id, "blackhole").await?;
+            c.set_link(&id, "blackhole").await?;
             tokio::time::sleep(down).await;
-            link(c, &id, "pass").await?;
+            c.set_link(&id, "pass").await?;
         }
         Fault::KillEtcd => {
             c.etcd.kill9();
@@ -106,19 +106,6 @@ fn leader(c: &Cluster) -> Result<usize, String> {
         .ok_or_else(|| format!("unknown leader {id}"))
 }
 
-/// Sets the mode of proxy link `r` (a region's or coordinator's link to etcd, `pg-{region}`).
-async fn link(c: &Cluster, r: &str, mode: &str) -> Result<(), String> {
-    let proxy = c.proxy.as_ref().ok_or("no proxy")?;
-    reqwest::Client::new()
-        .put(format!("{}/links/{r}", proxy.control_url))
-        .json(&serde_json::json!({ "mode": mode }))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 /// Everything up and connected again: every process running, every link passing.
 pub(super) async fn heal_all(c: &mut Cluster) {
     if !c.etcd.proc.is_running() {
@@ -131,12 +118,12 @@ pub(super) async fn heal_all(c: &mut Cluster) {
     }
     let ids: Vec<String> = c.coordinators.iter().map(|k| k.id.clone()).collect();
     for id in &ids {
-        let _ = link(c, id, "pass").await;
+        let _ = c.set_link(id, "pass").await;
     }
     let names: Vec<String> = c.regions.iter().map(|r| r.name.clone()).collect();
     for r in &names {
-        let _ = link(c, r, "pass").await;
-        let _ = link(c, &format!("pg-{r}"), "pass").await;
+        let _ = c.set_link(r, "pass").await;
+        let _ = c.set_link(&format!("pg-{r}"), "pass").await;
         let stack = c.region_mut(r);
         if !stack.redis.proc.is_running() {
             stack.redis.start_again().await;
