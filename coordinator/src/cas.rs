@@ -33,7 +33,7 @@ pub(crate) const LEDGER_WRITE: CasRetry = CasRetry {
 /// The audit's consistent cut: the ledger read before and after the regions must agree; the
 /// rebalancer writes every 100 ms, so wait a little between tries.
 pub(crate) const CONSISTENT_CUT: CasRetry = CasRetry {
-    attempts: 10,
+    attempts: 30,
     pause: Duration::from_millis(50),
     gave_up: "the ledger kept changing during the audit; retry",
 };

@@ -146,7 +146,10 @@ fn audit_exit(a: &AuditReport) -> ExitCode {
 }
 
 /// `audit --watch`: audits back to back for `span`, one line each (or one JSON report per
-/// line); the first failing audit is printed in full and ends the watch with its status.
+/// line); the first failing audit is printed in full and ends the watch with its status. An
+/// audit the coordinator could not complete (503: e.g. the ledger kept moving while a busy
+/// sale was read) proves nothing either way: it is reported as inconclusive and the watch goes
+/// on; if none completes at all the watch ends with 2.
 async fn watch_audits(
     client: &AdminClient,
     id: Option<i64>,
@@ -154,9 +157,25 @@ async fn watch_audits(
     span: Duration,
 ) -> Result<ExitCode, ClientError> {
     let started = Instant::now();
-    let mut n = 0u64;
+    let (mut n, mut inconclusive) = (0u64, 0u64);
     while started.elapsed() < span {
-        let a = client.audit(id).await?;
+        let a = match client.audit(id).await {
+            Ok(a) => a,
+            Err(ClientError::Api {
+                status: 503,
+                message,
+                ..
+            }) => {
+                inconclusive += 1;
+                eprintln!(
+                    "{:>7.1}s  audit inconclusive ({message}); again",
+                    started.elapsed().as_secs_f64()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         n += 1;
         if json {
             println!("{}", serde_json::to_string(&a).expect("serialisable"));
@@ -177,7 +196,14 @@ async fn watch_audits(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     if !json {
-        println!("{n} audits in {:.0} s, all ok", span.as_secs_f64());
+        println!(
+            "{n} audits ok, {inconclusive} inconclusive in {:.0} s",
+            span.as_secs_f64()
+        );
+    }
+    if n == 0 {
+        eprintln!("quotactl: no audit completed during the watch");
+        return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -89,8 +89,9 @@ async fn the_audit_fails_on_each_fault_made_by_hand() {
 }
 
 /// A 3-region sale with buyers everywhere, audited back to back the whole time: every audit
-/// passes (the region's reads are under its quota row lock, so nothing commits between them,
-/// and transfers in flight complete within the stuck bound).
+/// that completes passes (the region's reads are under its quota row lock, so nothing commits
+/// between them, and transfers in flight complete within the stuck bound). One the coordinator
+/// cannot complete — the ledger kept moving under a busy sale — is inconclusive, not a failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn audits_through_a_whole_sale_raise_no_false_alarm() {
     let c = Cluster::builder(&["east", "south", "north"]).start().await;
@@ -135,5 +136,5 @@ async fn audits_through_a_whole_sale_raise_no_false_alarm() {
         "an audit failed during the sale:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("all ok"), "{text}");
+    assert!(text.contains(" audits ok"), "{text}");
 }
