@@ -199,17 +199,6 @@ fn halves(slice: Range<usize>) -> (Range<usize>, Range<usize>) {
     (slice.start..mid, mid..slice.end)
 }
 
-/// A copy of `e` (the same kind and message) for each of several purchases.
-fn same(e: &DbError) -> DbError {
-    match e {
-        DbError::SoldOut => DbError::SoldOut,
-        DbError::Retryable(m) => DbError::Retryable(m.clone()),
-        DbError::ConnectionLost(m) => DbError::ConnectionLost(m.clone()),
-        DbError::Unavailable(m) => DbError::Unavailable(m.clone()),
-        DbError::Other(m) => DbError::Other(m.clone()),
-    }
-}
-
 /// Decides every purchase of a batch of `len` (in arrival order): `commit` commits a slice of
 /// it (a single purchase through the one-statement path), [`next`] says what to do with the
 /// result, and `answer(i, …)` is called exactly once per purchase `i`, earlier purchases first.
@@ -240,10 +229,10 @@ async fn decide<F, Fut>(
             }
             Next::Stop { slice: e, untried } => {
                 for i in slice {
-                    answer(i, Err(same(&e)));
+                    answer(i, Err(e.clone()));
                 }
                 for i in work.drain(..).rev().flatten() {
-                    answer(i, Err(same(&untried)));
+                    answer(i, Err(untried.clone()));
                 }
             }
         }

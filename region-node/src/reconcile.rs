@@ -67,14 +67,7 @@ impl Reconciler {
             }
             let mut ok = true;
             for product_id in self.st.catalog.ids() {
-                let limit = self.st.db.op_timeout();
-                let pass = tokio::time::timeout(limit, self.pass(product_id)).await;
-                let result = pass.unwrap_or_else(|_| {
-                    Err(ReconcileError::Db(DbError::ConnectionLost(format!(
-                        "pass took longer than {} ms",
-                        limit.as_millis()
-                    ))))
-                });
+                let result = self.st.db.bounded(self.pass(product_id)).await;
                 if let Err(e) = result {
                     ok = false;
                     if !failing {

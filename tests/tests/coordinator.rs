@@ -317,18 +317,10 @@ async fn fenced_write_is_rejected_by_etcd() {
         key: key_a.key().to_vec(),
         rev: key_a.rev(),
     }));
-    let now = chrono::Utc::now();
     let spec = quota_shared::model::ProductSpec {
         product_id: 7,
-        name: "x".into(),
         total: 10,
-        price: rust_decimal::Decimal::ONE,
-        original_price: rust_decimal::Decimal::ONE,
-        start_time: now,
-        end_time: now + chrono::Duration::hours(1),
-        per_user_limit: 1,
-        ended: false,
-        home_regions: Vec::new(),
+        ..quota_shared::round::fixture::snapshot().spec
     };
     let ledger = quota_shared::model::Ledger {
         total: 10,

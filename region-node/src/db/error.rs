@@ -6,7 +6,7 @@ use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
 /// A database failure, classified by what the caller should do about it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
     /// The conditional update found too little quota (SQLSTATE QS001 from `quota_purchase`).
     #[error("sold out")]

@@ -117,10 +117,10 @@ impl Db {
     /// partition, a frozen server): past the bound the operation counts as a lost connection
     /// (it may have committed; callers treat it so) and its connection is dropped, to be
     /// re-verified before any reuse.
-    pub(crate) async fn bounded<T>(
+    pub(crate) async fn bounded<T, E: From<DbError>>(
         &self,
-        op: impl std::future::Future<Output = Result<T, DbError>>,
-    ) -> Result<T, DbError> {
+        op: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         bounded(self.op_timeout, op).await
     }
 
@@ -149,15 +149,16 @@ impl Db {
 }
 
 /// [`Db::bounded`] for callers that hold only the bound.
-pub(crate) async fn bounded<T>(
+pub(crate) async fn bounded<T, E: From<DbError>>(
     limit: Duration,
-    op: impl std::future::Future<Output = Result<T, DbError>>,
-) -> Result<T, DbError> {
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     match tokio::time::timeout(limit, op).await {
         Ok(r) => r,
         Err(_) => Err(DbError::ConnectionLost(format!(
             "no answer from Postgres within {} ms",
             limit.as_millis()
-        ))),
+        ))
+        .into()),
     }
 }

@@ -144,7 +144,10 @@ impl EtcdSync {
         // product is in the catalog, and keys sort `…/movable` before `…/spec`.
         kvs.sort_by_key(|kv| !matches!(Key::parse_bytes(kv.key()), Some(Key::ProductSpec(_))));
         for kv in &kvs {
-            apply(&self.st, client, kv, pending).await?;
+            self.st
+                .db
+                .bounded(apply(&self.st, client, kv, pending))
+                .await?;
         }
         Ok(rev)
     }
@@ -201,13 +204,8 @@ impl EtcdSync {
                     for kv in &kvs {
                         // Bounded: a Postgres that never answers ends the session (the next
                         // one re-reads everything) instead of stalling it for good.
-                        let limit = self.st.db.op_timeout();
-                        tokio::time::timeout(limit, apply(&self.st, &mut client, kv, &mut pending))
-                            .await
-                            .map_err(|_| SyncError::Db(crate::db::DbError::ConnectionLost(
-                                format!("applying {} took longer than {} ms",
-                                    String::from_utf8_lossy(kv.key()), limit.as_millis()),
-                            )))??;
+                        let st = &self.st;
+                        st.db.bounded(apply(st, &mut client, kv, &mut pending)).await?;
                     }
                     if from == Watched::ReleaseRequests {
                         handle_releases(&self.st, &mut client, &mut pending).await?;

@@ -44,17 +44,7 @@ pub(super) async fn handle_releases(
     let ids: Vec<i64> = pending.0.keys().copied().collect();
     for product_id in ids {
         let req = pending.0[&product_id].clone();
-        let limit = st.db.op_timeout();
-        let handled = tokio::time::timeout(limit, release::handle(st, product_id, &req))
-            .await
-            .unwrap_or_else(|_| {
-                Err(release::ReleaseError::Db(
-                    crate::db::DbError::ConnectionLost(format!(
-                        "release took longer than {} ms",
-                        limit.as_millis()
-                    )),
-                ))
-            });
+        let handled = st.db.bounded(release::handle(st, product_id, &req)).await;
         match handled {
             Ok(_) => {
                 release::publish_released_locally(st, client, product_id).await?;
