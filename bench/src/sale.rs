@@ -34,6 +34,12 @@ pub(crate) fn config(c: &Cluster, product: i64, targets: Option<Vec<RegionTarget
     });
     for r in &c.regions {
         cfg.pg.insert(r.name.clone(), r.pg.url.clone());
+        if let Some(s) = &r.pg.secured {
+            cfg.pg_auth
+                .password_files
+                .insert(r.name.clone(), s.password_file.clone());
+            cfg.pg_auth.ca_file = Some(s.ca_cert.clone());
+        }
     }
     cfg.progress = false;
     cfg

@@ -2,6 +2,11 @@
 //!
 //! Any instance answers reads. Writes must be made by the leader (its fence guards every ledger
 //! write), so a standby forwards them to the leader's advertised URL and relays the answer.
+//!
+//! Every request passes one check first ([`authorize`]): [`required_scope`] says from its
+//! method and path which scope it needs — none for the health endpoints, the auditor's for a
+//! read, the operator's for anything else — and the presented token must hold it (401 for no
+//! or an unknown token, 403 `forbidden_scope` for a known token of too small a scope).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use quota_shared::admin_auth::{AdminTokens, Scope};
 use quota_shared::wire::{
     CreateProduct, Drain, DrainView, HomeRegions, Restock, RoundView, SetPolicy, SetSplit,
     IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
@@ -38,8 +44,8 @@ pub struct ApiState {
     pub id: String,
     /// The escrow agent over the ledger.
     pub escrow: Arc<Escrow>,
-    /// Expected bearer token.
-    pub admin_token: String,
+    /// The admin tokens accepted, each with its scope (see [`required_scope`]).
+    pub tokens: AdminTokens,
     /// Client used to forward writes to the leader.
     pub http: reqwest::Client,
 }
@@ -69,10 +75,6 @@ pub fn router(st: Arc<ApiState>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&st),
             forward_writes,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&st),
-            require_token,
         ));
     Router::new()
         .merge(admin)
@@ -83,23 +85,44 @@ pub fn router(st: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .fallback(|| async { CoordError::NotFound })
         .method_not_allowed_fallback(|| async { CoordError::MethodNotAllowed })
+        // Outermost on every route and fallback alike: nothing under /v1/admin/ runs (or is
+        // even told apart from a missing route) before the token's scope is checked.
+        .layer(middleware::from_fn_with_state(Arc::clone(&st), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(st)
 }
 
-async fn require_token(
+/// The scope a request needs, from its method and path alone: `None` for everything outside
+/// `/v1/admin/` (health endpoints, unknown paths); under it, a read (`GET`, `HEAD`: products,
+/// regions, home regions, status, the audit) needs the auditor's scope (which the operator's
+/// includes), and everything else — every change, and a rebalance round run now — the
+/// operator's. Deciding by method keeps a new read or write on the right side without a list
+/// to forget to update: a new `GET` must change nothing.
+pub(crate) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+    if path != "/v1/admin" && !path.starts_with("/v1/admin/") {
+        return None;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        Some(Scope::Auditor)
+    } else {
+        Some(Scope::Operator)
+    }
+}
+
+/// The one check of every request: the scope [`required_scope`] names, held by the request's
+/// bearer token (compared with every accepted token in constant time).
+async fn authorize(
     State(st): State<Arc<ApiState>>,
     req: Request,
     next: Next,
 ) -> Result<Response, CoordError> {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !quota_shared::api::constant_time_eq(presented.as_bytes(), st.admin_token.as_bytes()) {
-        return Err(CoordError::Unauthorized);
+    if let Some(needed) = required_scope(req.method(), req.uri().path()) {
+        let presented = req
+            .headers()
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(axum::http::HeaderValue::as_bytes);
+        st.tokens.authorize(presented, needed)?;
     }
     Ok(next.run(req).await)
 }
@@ -333,5 +356,109 @@ async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
             Json(serde_json::json!({"status": "not_ready", "id": st.id, "etcd": e.to_string()})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route of the API, with the scope it needs: reads the auditor's, changes (and a
+    /// rebalance round now) the operator's, health endpoints none.
+    #[test]
+    fn every_route_needs_the_scope_the_table_says() {
+        use Scope::{Auditor, Operator};
+        let routes: &[(Method, &str, Option<Scope>)] = &[
+            (Method::GET, "/v1/admin/products", Some(Auditor)),
+            (Method::POST, "/v1/admin/products", Some(Operator)),
+            (Method::GET, "/v1/admin/products/1001", Some(Auditor)),
+            (Method::HEAD, "/v1/admin/products/1001", Some(Auditor)),
+            (Method::PUT, "/v1/admin/products/1001/quota", Some(Operator)),
+            (
+                Method::PUT,
+                "/v1/admin/products/1001/policy",
+                Some(Operator),
+            ),
+            (
+                Method::POST,
+                "/v1/admin/products/1001/restock",
+                Some(Operator),
+            ),
+            (Method::POST, "/v1/admin/products/1001/end", Some(Operator)),
+            (
+                Method::POST,
+                "/v1/admin/products/1001/rebalance",
+                Some(Operator),
+            ),
+            (Method::GET, "/v1/admin/regions", Some(Auditor)),
+            (Method::POST, "/v1/admin/regions/east/drain", Some(Operator)),
+            (Method::GET, "/v1/admin/home-regions", Some(Auditor)),
+            (Method::PUT, "/v1/admin/home-regions", Some(Operator)),
+            (Method::GET, "/v1/admin/status", Some(Auditor)),
+            (Method::GET, "/v1/admin/audit", Some(Auditor)),
+            // Unknown admin paths and methods are checked too (no route probing).
+            (Method::DELETE, "/v1/admin/products/1001", Some(Operator)),
+            (Method::PATCH, "/v1/admin/status", Some(Operator)),
+            (Method::GET, "/v1/admin/nothing-here", Some(Auditor)),
+            (Method::GET, "/v1/admin", Some(Auditor)),
+            (Method::GET, "/healthz", None),
+            (Method::GET, "/readyz", None),
+            (Method::GET, "/v1/administrator", None),
+            (Method::GET, "/", None),
+        ];
+        for (method, path, want) in routes {
+            assert_eq!(required_scope(method, path), *want, "{method} {path}");
+        }
+    }
+
+    /// What each kind of token may do, end to end through [`required_scope`] and the shared
+    /// check: the table of issue 10 §3.
+    #[test]
+    fn each_token_may_do_what_its_scope_allows() {
+        use quota_shared::admin_auth::{AdminToken, Denied};
+        let mut tokens = AdminTokens::default();
+        for (scope, t) in [
+            (Scope::Operator, "operator-token-0123456789"),
+            (Scope::Auditor, "auditor-token-0123456789"),
+            (Scope::RegionAdmin, "region-admin-token-0123456789"),
+        ] {
+            tokens.add(scope, AdminToken::new(t)).unwrap();
+        }
+        let answer = |token: &str, method: Method, path: &str| {
+            let h = format!("Bearer {token}");
+            let needed = required_scope(&method, path).unwrap();
+            tokens.authorize([h.as_bytes()], needed).map_err(|d| {
+                let e = CoordError::from(d);
+                e.status_code()
+            })
+        };
+        let write = || (Method::POST, "/v1/admin/products/1/end");
+        let read = || (Method::GET, "/v1/admin/audit");
+        let (m, p) = write();
+        assert!(answer("operator-token-0123456789", m, p).is_ok());
+        let (m, p) = read();
+        assert!(answer("operator-token-0123456789", m, p).is_ok());
+        let (m, p) = read();
+        assert!(answer("auditor-token-0123456789", m, p).is_ok());
+        let (m, p) = write();
+        assert_eq!(
+            answer("auditor-token-0123456789", m, p),
+            Err((StatusCode::FORBIDDEN, "forbidden_scope"))
+        );
+        for (m, p) in [read(), write()] {
+            assert_eq!(
+                answer("region-admin-token-0123456789", m, p),
+                Err((StatusCode::FORBIDDEN, "forbidden_scope"))
+            );
+        }
+        let (m, p) = read();
+        assert_eq!(
+            answer("someone-elses-token-0123", m, p),
+            Err((StatusCode::UNAUTHORIZED, "unauthorized"))
+        );
+        assert_eq!(
+            CoordError::from(Denied::NoToken).status_code(),
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! The coordinator's error type and its one mapping to HTTP.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quota_shared::admin_auth::{Denied, Scope, FORBIDDEN_SCOPE, REQUIRED_SCOPE_FIELD};
 use quota_shared::api::ErrorEnvelope;
 
 /// Everything an admin request (or a leader's round) can fail with; each variant maps to one
@@ -15,6 +16,15 @@ pub enum CoordError {
     /// 401: missing or wrong bearer token.
     #[error("missing or invalid admin token (send 'Authorization: Bearer <token>')")]
     Unauthorized,
+    /// 403: a valid admin token whose scope does not allow the request (an auditor token on
+    /// a change, the region-admin token on anything); nothing was changed.
+    #[error("{}", Denied::Forbidden { held: *held, needed: *needed })]
+    Forbidden {
+        /// The scope of the presented token.
+        held: Scope,
+        /// The scope the request needs.
+        needed: Scope,
+    },
     /// 404: no such product.
     #[error("unknown product {0}")]
     UnknownProduct(i64),
@@ -59,6 +69,7 @@ impl CoordError {
         match self {
             CoordError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             CoordError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            CoordError::Forbidden { .. } => (StatusCode::FORBIDDEN, FORBIDDEN_SCOPE),
             CoordError::UnknownProduct(_) => (StatusCode::NOT_FOUND, "unknown_product"),
             CoordError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             CoordError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -79,6 +90,32 @@ impl IntoResponse for CoordError {
         if status.is_server_error() {
             tracing::warn!(error = %self, "admin request failed");
         }
-        (status, Json(ErrorEnvelope::new(code, self.to_string()))).into_response()
+        let mut body = ErrorEnvelope::new(code, self.to_string());
+        if let CoordError::Forbidden { needed, .. } = &self {
+            body = body.with(REQUIRED_SCOPE_FIELD, needed.name());
+        }
+        let mut resp = (status, Json(body)).into_response();
+        // A 401 names the scheme to use (RFC 9110 §11.6.1), a 403 the scope that would do
+        // (RFC 6750 §3.1).
+        let challenge = match &self {
+            CoordError::Unauthorized => Some("Bearer realm=\"quota-admin\"".to_string()),
+            CoordError::Forbidden { needed, .. } => Some(format!(
+                "Bearer realm=\"quota-admin\", error=\"insufficient_scope\", scope=\"{needed}\""
+            )),
+            _ => None,
+        };
+        if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+}
+
+impl From<Denied> for CoordError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::NoToken | Denied::UnknownToken => CoordError::Unauthorized,
+            Denied::Forbidden { held, needed } => CoordError::Forbidden { held, needed },
+        }
     }
 }

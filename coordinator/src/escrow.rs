@@ -57,6 +57,13 @@ impl Escrow {
         }
     }
 
+    /// The HTTP client for the regions' audit endpoints (e.g. one trusting a private CA).
+    #[must_use]
+    pub fn with_http(mut self, http: reqwest::Client) -> Escrow {
+        self.http = http;
+        self
+    }
+
     /// The audit's stuck bound (default 5 s): a grant or release in transit, unchanged for
     /// this long while its region answers, is a violation.
     #[must_use]

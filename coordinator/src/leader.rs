@@ -59,6 +59,9 @@ impl Leader {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, "leadership term ended"),
             }
+            // The member this instance talked to may be down or cut off from its quorum: the
+            // next term runs on a member that answers with a leader.
+            self.escrow.store.reconnect().await;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_millis(300)) => {}

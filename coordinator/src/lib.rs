@@ -35,7 +35,7 @@ mod status;
 mod store;
 
 pub use api::{router, ApiState};
-pub use config::{Cli, Command, ServeConfig};
+pub use config::{Cli, Command, ServeConfig, SetupEtcdAuthConfig};
 pub use error::CoordError;
 pub use escrow::Escrow;
 pub use leader::Leader;

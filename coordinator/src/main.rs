@@ -6,27 +6,47 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use coordinator::{router, ApiState, Cli, Command, Escrow, Leader, LeaderValue, Store};
+use coordinator::{
+    router, ApiState, Cli, Command, Escrow, Leader, LeaderValue, SetupEtcdAuthConfig, Store,
+};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     quota_shared::config::load_config_from_args(&args)?;
     let cli = Cli::parse();
     quota_shared::telemetry::init("info");
-    let Command::Serve(cfg) = cli.command;
-    if cfg.admin_token.len() < 16 {
-        bail!("--admin-token must be at least 16 characters");
-    }
+    let cfg = match cli.command {
+        Command::Serve(cfg) => *cfg,
+        Command::SetupEtcdAuth(setup) => return setup_etcd_auth(&setup),
+    };
+    // Read once, before anything starts: an unusable token file is a start-up error.
+    let (tokens, region_token) = match cfg.admin_tokens() {
+        Ok(t) => t,
+        Err(e) => bail!("{e}"),
+    };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let shutdown = quota_shared::shutdown::on_signal();
-        let store = Store::connect(&cfg.etcd_endpoints)
+        let etcd = cfg
+            .etcd
+            .options(quota_etcd::EtcdOptions::default())
+            .context("etcd credentials")?;
+        let store = Store::connect(&cfg.etcd.endpoints, etcd)
             .await
             .context("connecting to etcd")?;
+        let tls = cfg.tls.server_config().context("--tls-cert-file/--tls-key-file")?;
+        let client = || {
+            quota_serve::client_with_ca(cfg.tls_ca_file.as_deref()).context("--tls-ca-file")
+        };
         let escrow = Arc::new(
-            Escrow::new(store, cfg.policy_params(), cfg.admin_token.clone())
-                .with_clock_skew_ms(cfg.clock_skew_ms)
-                .with_stuck_after(Duration::from_millis(cfg.audit_stuck_after_ms)),
+            Escrow::new(
+                store,
+                cfg.policy_params(),
+                region_token.expose().to_string(),
+            )
+            .with_http(client()?.timeout(Duration::from_secs(5)).build()?)
+            .with_clock_skew_ms(cfg.clock_skew_ms)
+            .with_stuck_after(Duration::from_millis(cfg.audit_stuck_after_ms)),
         );
         let leader = Leader::new(
             Arc::clone(&escrow),
@@ -41,8 +61,8 @@ fn main() -> anyhow::Result<()> {
         let st = Arc::new(ApiState {
             id: cfg.id.clone(),
             escrow,
-            admin_token: cfg.admin_token.clone(),
-            http: reqwest::Client::builder()
+            tokens,
+            http: client()?
                 .timeout(Duration::from_secs(10))
                 .build()
                 .context("http client")?,
@@ -50,13 +70,46 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
-        tracing::info!(id = %cfg.id, listen = %cfg.listen, "coordinator serving");
-        axum::serve(listener, router(st))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        tracing::info!(id = %cfg.id, listen = %cfg.listen, scheme = cfg.tls.scheme(), "coordinator serving");
+        quota_serve::serve(listener, router(st), tls, shutdown.clone())
             .await
             .context("serving")?;
         let _ = leading.await;
         tracing::info!("coordinator stopped");
         Ok(())
     })
+}
+
+/// `coordinator setup-etcd-auth`: users, roles and passwords, then authentication on.
+fn setup_etcd_auth(setup: &SetupEtcdAuthConfig) -> anyhow::Result<()> {
+    let ca_pem = match &setup.etcd_ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let applied = rt
+        .block_on(quota_etcd::rbac::bootstrap(
+            &setup.etcd_endpoints,
+            ca_pem,
+            &setup.regions,
+            &setup.credentials_dir,
+        ))
+        .context("setting up etcd authentication")?;
+    for change in &applied.changes {
+        println!("{change}");
+    }
+    println!(
+        "etcd authentication is on: users root, {}, {} (passwords in {})",
+        quota_etcd::rbac::COORDINATOR_USER,
+        setup
+            .regions
+            .iter()
+            .map(|r| quota_etcd::rbac::region_user(r))
+            .collect::<Vec<_>>()
+            .join(", "),
+        setup.credentials_dir.display()
+    );
+    Ok(())
 }

@@ -10,14 +10,22 @@ Usage: deploy/local/cluster.sh <command> [options]
 
 Commands:
   install                 Install etcd, redis, postgres, protoc via apt if missing.
-  up [--regions a,b,c] [--coordinators N] [--nodes-per-region N] [--release]
-     [--latency a=MS,b=MS] [--node-args "ARGS"]
+  up [--regions a,b,c] [--coordinators N] [--nodes-per-region N] [--etcd-members N]
+     [--release] [--latency a=MS,b=MS] [--node-args "ARGS"] [--insecure]
                           Build the binaries (cargo build --bins) and start a cluster:
                           etcd, coordinator-1..N, and per region redis-<r>, pg-<r>,
                           node-<r>. Defaults: --regions east --coordinators 1.
                           --nodes-per-region N: N node processes per region on its
                           one Redis and Postgres (node-<r>, node-<r>-2 … node-<r>-N;
                           REGION_<R>_URLS lists them all).
+                          --etcd-members N (1, 3 or 5; default 1): an N-member etcd
+                          cluster (etcd, etcd-2 … etcd-N); every process is given all
+                          members and talks to one that has a quorum. Kill one with
+                          `kill etcd-2`: the store stays up.
+                          Secure by default: etcd authentication with one user and
+                          role per party (coordinator setup-etcd-auth; passwords in
+                          target/cluster/credentials/, 0600). --insecure turns it off
+                          (debugging only).
                           QUOTA_BIN_DIR=<dir> uses prebuilt binaries (no build).
                           --latency east=5,south=40: each named region reaches etcd
                           through a quota-proxy link with that one-way delay (the
@@ -32,8 +40,11 @@ Commands:
   start <name>            Start one process again (same ports, same data), wait ready.
   -h, --help              This text.
 
-After `up`, target/cluster/cluster.env holds the URLs and the admin token:
+After `up`, target/cluster/cluster.env holds the URLs and the operator's admin token:
   source target/cluster/cluster.env; target/debug/quotactl --help
+Admin tokens, one per scope, in target/cluster/credentials/ (0600): operator.token
+(everything), auditor.token (read-only: quotactl --token-file …/auditor.token status),
+region-admin.token (what the coordinators present to the nodes' audit endpoint).
 Logs: target/cluster/logs/<name>.log
 EOF
 }
@@ -45,6 +56,9 @@ LOG_DIR="$CLUSTER_DIR/logs"
 PID_DIR="$CLUSTER_DIR/pids"
 PROC_DIR="$CLUSTER_DIR/procs"   # <name>.cmd (command line), <name>.url, <name>.exe
 ENV_FILE="$CLUSTER_DIR/cluster.env"
+TLS_DIR="$CLUSTER_DIR/tls"            # throwaway CA and server certificates
+CREDS_DIR="$CLUSTER_DIR/credentials"  # passwords and tokens, 0600 in a 0700 dir
+SECURE=1                              # 0 with `up --insecure`
 READY_TIMEOUT=60
 STOP_TIMEOUT=10
 
@@ -75,6 +89,8 @@ cmd_install() {
   pg_bin_dir >/dev/null || missing+=(postgres)
   command -v protoc >/dev/null 2>&1 || missing+=(protoc)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-cli)
   if [[ ${#missing[@]} -eq 0 ]]; then
     log "install: etcd, redis-server, postgres, protoc, curl already present"
     return
@@ -84,7 +100,7 @@ cmd_install() {
   # we leave them alone and never use them (all our ports are random).
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    etcd-server etcd-client redis-server postgresql protobuf-compiler curl
+    etcd-server etcd-client redis-server redis-tools postgresql protobuf-compiler curl openssl
 }
 
 # Does a region node's /readyz say its etcd session is up (region registered)?
@@ -186,10 +202,17 @@ probe() {
   local name="$1" url
   url="$(cat "$PROC_DIR/$name.url")"
   case "$name" in
-    etcd) [[ "$(http_status "${url#http://}" /health)" == 200 ]] ;;
+    etcd|etcd-*) url="$(cat "$PROC_DIR/$name.health" 2>/dev/null || echo "$url")"
+                 [[ "$(http_status "${url#http://}" /health)" == 200 ]] ;;
     coordinator-*|node-*) [[ "$(http_status "${url#http://}" /readyz)" == 200 ]] ;;
     proxy) [[ "$(http_status "${url#http://}" /healthz)" == 200 ]] ;;
-    redis-*) url="${url%/}"; redis_pong "${url##*:}" ;;   # url is redis://127.0.0.1:P/
+    redis-*) url="${url%/}"   # url is redis://127.0.0.1:P/ or rediss://…
+             if [[ "$url" == rediss://* ]]; then
+               REDISCLI_AUTH="$(head -n 1 "$CREDS_DIR/$name.password")" redis-cli --tls \
+                 --cacert "$TLS_DIR/ca.pem" -h 127.0.0.1 -p "${url##*:}" ping 2>/dev/null | grep -q PONG
+             else
+               redis_pong "${url##*:}"
+             fi ;;
     pg-*) local hp="${url#postgres://postgres@}"; hp="${hp%%/*}"
           "$(pg_bin_dir)/pg_isready" -q -U postgres -d postgres -h 127.0.0.1 -p "${hp##*:}" -t 2 ;;
     *) die "unknown process kind: $name" ;;
@@ -343,6 +366,35 @@ clear_stale_pg_lock() {
   fi
 }
 
+# ---------------------------------------------------------------------------
+# security: a throwaway CA, server certificates, passwords
+# ---------------------------------------------------------------------------
+
+make_ca() {
+  mkdir -p "$TLS_DIR" "$CREDS_DIR"; chmod 755 "$TLS_DIR"; chmod 700 "$CREDS_DIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" -days 30 -subj "/CN=quota local CA" \
+    >/dev/null 2>&1 || die "openssl could not make the CA"
+  chmod 600 "$TLS_DIR/ca.key"
+}
+
+# server_cert NAME: $TLS_DIR/NAME.pem and NAME.key (0600) for 127.0.0.1 and localhost.
+server_cert() {
+  local n="$1"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$TLS_DIR/$n.ext"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TLS_DIR/$n.key" \
+    -out "$TLS_DIR/$n.csr" -subj "/CN=$n" >/dev/null 2>&1 \
+    && openssl x509 -req -in "$TLS_DIR/$n.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+      -CAcreateserial -out "$TLS_DIR/$n.pem" -days 30 -extfile "$TLS_DIR/$n.ext" >/dev/null 2>&1 \
+    || die "openssl could not make the certificate of $n"
+  chmod 600 "$TLS_DIR/$n.key"
+}
+
+# new_secret FILE: a fresh random password in FILE (0600).
+new_secret() {
+  ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"; echo >>"$1" )
+}
+
 init_pg() {
   local region="$1" port="$2" root data
   root="$(pg_root)"
@@ -358,20 +410,49 @@ init_pg() {
   log "initdb pg-$region ($data)"
   # cd: initdb as postgres complains if it cannot access the current dir.
   # shellcheck disable=SC2046
-  (cd "$root" && $(as_pg) "$(pg_bin_dir)/initdb" -D "$data" -U postgres --auth=trust -E UTF8 \
+  local auth=(--auth=trust) pwfile="$root/pg-$region.pwfile" ssl=()
+  if (( SECURE )); then
+    # scram passwords over TLS only; initdb (running as postgres) reads the password from a
+    # copy it owns, removed right after.
+    new_secret "$CREDS_DIR/pg-$region.password"
+    head -n 1 "$CREDS_DIR/pg-$region.password" >"$pwfile"
+    [[ $EUID -eq 0 ]] && chown postgres:postgres "$pwfile"
+    auth=(--auth-host=scram-sha-256 --auth-local=trust "--pwfile=$pwfile")
+    ssl=(-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key)
+  fi
+  (cd "$root" && $(as_pg) "$(pg_bin_dir)/initdb" -D "$data" -U postgres "${auth[@]}" -E UTF8 \
       --locale=C --no-sync >"$LOG_DIR/pg-$region.initdb.log" 2>&1) \
     || { tail -n 30 "$LOG_DIR/pg-$region.initdb.log" >&2; die "initdb for pg-$region failed"; }
+  rm -f "$pwfile"
+  if (( SECURE )); then
+    server_cert "pg-$region"
+    cp "$TLS_DIR/pg-$region.pem" "$data/server.crt"
+    cp "$TLS_DIR/pg-$region.key" "$data/server.key"
+    printf '%s\n' '# cluster.sh: TLS with a password, nothing else' \
+      'hostssl all all 127.0.0.1/32 scram-sha-256' 'host all all 0.0.0.0/0 reject' \
+      >"$data/pg_hba.conf"
+    chmod 600 "$data/server.key"
+    [[ $EUID -eq 0 ]] && chown postgres:postgres "$data/server.crt" "$data/server.key" "$data/pg_hba.conf"
+  fi
   # -k '': TCP only, no unix socket (no socket-dir permissions, no path limit).
   # shellcheck disable=SC2046
   define_proc "pg-$region" "postgres://postgres@127.0.0.1:$port/quota" "$(pg_bin_dir)/postgres" \
     $(as_pg) "$(pg_bin_dir)/postgres" -D "$data" -p "$port" -k '' \
-    -c listen_addresses=127.0.0.1 -c fsync=off
+    -c listen_addresses=127.0.0.1 -c fsync=off "${ssl[@]}"
 }
 
 create_quota_db() {
   local region="$1" url port
   url="$(cat "$PROC_DIR/pg-$region.url")"; port="${url##*:}"; port="${port%%/*}"
-  "$(pg_bin_dir)/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -X -v ON_ERROR_STOP=1 -q \
+  local conn="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+  if (( SECURE )); then
+    conn+=" sslmode=verify-full sslrootcert=$TLS_DIR/ca.pem"
+    PGPASSWORD="$(head -n 1 "$CREDS_DIR/pg-$region.password")" "$(pg_bin_dir)/psql" "$conn" \
+      -X -v ON_ERROR_STOP=1 -q -c 'CREATE DATABASE quota' >>"$LOG_DIR/pg-$region.log" 2>&1 \
+      || fail_with_log "pg-$region" "CREATE DATABASE quota failed"
+    return
+  fi
+  "$(pg_bin_dir)/psql" "$conn" -X -v ON_ERROR_STOP=1 -q \
     -c 'CREATE DATABASE quota' >>"$LOG_DIR/pg-$region.log" 2>&1 \
     || fail_with_log "pg-$region" "CREATE DATABASE quota failed"
 }
@@ -410,7 +491,8 @@ build_bins() {
 }
 
 cmd_up() {
-  local regions="east" coordinators=1 release=0 latency="" node_args="" per_region=1
+  local regions="east" coordinators=1 release=0 latency="" node_args="" per_region=1 members=1
+  local insecure=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --regions) regions="${2:?--regions needs a value}"; shift 2 ;;
@@ -419,7 +501,10 @@ cmd_up() {
       --coordinators=*) coordinators="${1#*=}"; shift ;;
       --nodes-per-region) per_region="${2:?--nodes-per-region needs a value}"; shift 2 ;;
       --nodes-per-region=*) per_region="${1#*=}"; shift ;;
+      --etcd-members) members="${2:?--etcd-members needs a value}"; shift 2 ;;
+      --etcd-members=*) members="${1#*=}"; shift ;;
       --release) release=1; shift ;;
+      --insecure) insecure=1; SECURE=0; shift ;;
       --latency) latency="${2:?--latency needs a value}"; shift 2 ;;
       --latency=*) latency="${1#*=}"; shift ;;
       --node-args) node_args="${2?--node-args needs a value}"; shift 2 ;;
@@ -430,6 +515,7 @@ cmd_up() {
   done
   [[ "$coordinators" =~ ^[1-9][0-9]*$ ]] || die "--coordinators must be a positive integer"
   [[ "$per_region" =~ ^[1-9][0-9]*$ ]] || die "--nodes-per-region must be a positive integer"
+  [[ "$members" =~ ^[135]$ ]] || die "--etcd-members must be 1, 3 or 5 (a quorum needs an odd count)"
   local -a region_list
   IFS=',' read -r -a region_list <<<"$regions"
   [[ ${#region_list[@]} -gt 0 ]] || die "--regions is empty"
@@ -446,37 +532,78 @@ cmd_up() {
   cmd_install
   build_bins "$release"
   mkdir -p "$LOG_DIR" "$PID_DIR" "$PROC_DIR"
+  # Secure by default: a throwaway CA for TLS everywhere, passwords in $CREDS_DIR.
+  (( SECURE )) && make_ca
 
-  local admin_token etcd_port peer_port etcd_url
-  admin_token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  local admin_token etcd_url m
+  # Admin tokens, one per scope, each in its own file (0600, never on a command line): the
+  # operator's (everything), the auditor's (read-only), the region-admin one (what the
+  # coordinators present to the nodes' audit endpoint, the only token a node accepts there).
+  local tokens_dir="$CLUSTER_DIR/credentials" scope
+  mkdir -p "$tokens_dir"; chmod 700 "$tokens_dir"
+  for scope in operator auditor region-admin; do
+    ( umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tokens_dir/$scope.token"
+      echo >>"$tokens_dir/$scope.token" )
+  done
+  admin_token="$(head -n 1 "$tokens_dir/operator.token")"
 
-  # etcd first: coordinators and nodes need it.
-  free_port; etcd_port="$FREE_PORT"
-  free_port; peer_port="$FREE_PORT"
-  etcd_url="http://127.0.0.1:$etcd_port"
-  define_proc etcd "$etcd_url" etcd \
-    etcd --name n1 --data-dir "$CLUSTER_DIR/etcd" \
-    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "n1=http://127.0.0.1:$peer_port" --logger zap --log-level warn
-  launch etcd
+  # etcd first: coordinators and nodes need it. Members etcd, etcd-2 … etcd-N, one cluster.
+  local -a etcd_ports=() peer_ports=() etcd_names=() etcd_urls=()
+  local initial=""
+  for m in $(seq "$members"); do
+    free_port; etcd_ports+=("$FREE_PORT")
+    free_port; peer_ports+=("$FREE_PORT")
+    if (( m == 1 )); then etcd_names+=(etcd); else etcd_names+=("etcd-$m"); fi
+    etcd_urls+=("http://127.0.0.1:${etcd_ports[m-1]}")
+    initial+="${initial:+,}n$m=http://127.0.0.1:${peer_ports[m-1]}"
+  done
+  local cluster_token="quota-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" tuning=()
+  local etcd_tls=() scheme=http
+  if (( SECURE )); then
+    # Clients speak TLS to etcd (the passwords below never cross in clear); /health stays
+    # plain HTTP on a metrics port for the readiness probe.
+    server_cert etcd
+    etcd_tls=(--cert-file "$TLS_DIR/etcd.pem" --key-file "$TLS_DIR/etcd.key")
+    scheme=https
+    for m in $(seq "$members"); do etcd_urls[m-1]="https://127.0.0.1:${etcd_ports[m-1]}"; done
+  fi
+  # Faster failure detection than etcd's defaults, not so fast that two shared cores flap.
+  (( members > 1 )) && tuning=(--heartbeat-interval 100 --election-timeout 1000)
+  for m in $(seq "$members"); do
+    local name="${etcd_names[m-1]}" url="${etcd_urls[m-1]}" pp="${peer_ports[m-1]}" mp
+    free_port; mp="$FREE_PORT"
+    define_proc "$name" "$url" etcd \
+      etcd --name "n$m" --data-dir "$CLUSTER_DIR/$name" \
+      --listen-client-urls "$url" --advertise-client-urls "$url" \
+      --listen-peer-urls "http://127.0.0.1:$pp" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+      --initial-cluster "$initial" --initial-cluster-token "$cluster_token" \
+      --listen-metrics-urls "http://127.0.0.1:$mp" "${etcd_tls[@]}" \
+      "${tuning[@]}" --logger zap --log-level warn
+    echo "http://127.0.0.1:$mp" >"$PROC_DIR/$name.health"
+    launch "$name"
+  done
+  etcd_url="$(IFS=,; echo "${etcd_urls[*]}")"
 
-  # Modelled distance: one proxy process, one link per region with a latency, each region's
-  # node reaches etcd through its link.
+  # Modelled distance: one proxy process, one link per region and etcd member with a latency;
+  # each such region's node reaches every member through its links.
   declare -A etcd_for
   for r in "${region_list[@]}"; do etcd_for[$r]="$etcd_url"; done
   if [[ -n "$latency" ]]; then
-    local item lr lms links=() control_port
+    local item lr lms links=() control_port via
     free_port; control_port="$FREE_PORT"
     IFS=',' read -r -a items <<<"$latency"
     for item in "${items[@]}"; do
       lr="${item%%=*}"; lms="${item#*=}"
       [[ -n "${etcd_for[$lr]:-}" ]] || die "--latency names region '$lr', which is not in --regions"
       [[ "$lms" =~ ^[0-9]+$ ]] || die "--latency $item: milliseconds must be a whole number"
-      free_port
-      links+=(--link "id=$lr-etcd,listen=127.0.0.1:$FREE_PORT,upstream=127.0.0.1:$etcd_port,latency_ms=$lms,jitter_ms=$((lms / 10))")
-      etcd_for[$lr]="http://127.0.0.1:$FREE_PORT"
+      via=""
+      for m in $(seq "$members"); do
+        free_port
+        links+=(--link "id=$lr-${etcd_names[m-1]},listen=127.0.0.1:$FREE_PORT,upstream=127.0.0.1:${etcd_ports[m-1]},latency_ms=$lms,jitter_ms=$((lms / 10))")
+        via+="${via:+,}$scheme://127.0.0.1:$FREE_PORT"
+      done
+      etcd_for[$lr]="$via"
     done
     define_proc proxy "http://127.0.0.1:$control_port" "$BIN_DIR/quota-proxy" \
       "$BIN_DIR/quota-proxy" --control "127.0.0.1:$control_port" "${links[@]}"
@@ -487,15 +614,46 @@ cmd_up() {
   local port
   for r in "${region_list[@]}"; do
     free_port; port="$FREE_PORT"
-    define_proc "redis-$r" "redis://127.0.0.1:$port/" redis-server \
-      redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-      --dir "$CLUSTER_DIR/redis-$r"
     mkdir -p "$CLUSTER_DIR/redis-$r"
+    if (( SECURE )); then
+      # TLS only, and a password (in a 0600 config file, not on the command line).
+      server_cert "redis-$r"
+      new_secret "$CREDS_DIR/redis-$r.password"
+      ( umask 077; printf '%s\n' "port 0" "tls-port $port" "bind 127.0.0.1" \
+          "tls-cert-file $TLS_DIR/redis-$r.pem" "tls-key-file $TLS_DIR/redis-$r.key" \
+          "tls-ca-cert-file $TLS_DIR/ca.pem" "tls-auth-clients no" \
+          "requirepass $(head -n 1 "$CREDS_DIR/redis-$r.password")" \
+          'save ""' "appendonly no" "dir $CLUSTER_DIR/redis-$r" >"$CLUSTER_DIR/redis-$r/redis.conf" )
+      define_proc "redis-$r" "rediss://127.0.0.1:$port/" redis-server \
+        redis-server "$CLUSTER_DIR/redis-$r/redis.conf"
+    else
+      define_proc "redis-$r" "redis://127.0.0.1:$port/" redis-server \
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$CLUSTER_DIR/redis-$r"
+    fi
     launch "redis-$r"
     free_port; init_pg "$r" "$FREE_PORT"
     launch "pg-$r"
   done
-  wait_ready etcd
+  for m in "${etcd_names[@]}"; do wait_ready "$m"; done
+  # etcd authentication with a role per party (unless --insecure): the coordinators' user
+  # writes only coordinator-owned keys, each region's user only regions/<r>/.
+  local creds="$CREDS_DIR" ca_flag=()
+  (( SECURE )) && ca_flag=(--etcd-ca-file "$TLS_DIR/ca.pem")
+  if (( insecure )); then
+    log "security OFF (--insecure): no TLS, no passwords; any process may write any etcd key"
+  else
+    "$BIN_DIR/coordinator" setup-etcd-auth --etcd-endpoints "$etcd_url" "${ca_flag[@]}" \
+      --regions "$regions" --credentials-dir "$creds" >"$LOG_DIR/setup-etcd-auth.log" 2>&1 \
+      || fail_with_log setup-etcd-auth "etcd authentication setup failed"
+  fi
+  # The flags that make a process etcd user <name>: set by etcd_user before each use.
+  local -a user_flags=()
+  etcd_user() {
+    user_flags=()
+    (( insecure )) || user_flags=(--etcd-user "$1" --etcd-password-file "$creds/$1.password"
+                                  "${ca_flag[@]}")
+  }
   [[ -n "$latency" ]] && wait_ready proxy
   for r in "${region_list[@]}"; do
     wait_ready "redis-$r"
@@ -504,11 +662,14 @@ cmd_up() {
   done
 
   local i coord_urls=()
+  etcd_user quota-coordinator
   for i in $(seq "$coordinators"); do
     free_port; port="$FREE_PORT"
     define_proc "coordinator-$i" "http://127.0.0.1:$port" "$BIN_DIR/coordinator" \
       "$BIN_DIR/coordinator" serve --id "coordinator-$i" --listen "127.0.0.1:$port" \
-      --etcd-endpoints "$etcd_url" --admin-token "$admin_token"
+      --etcd-endpoints "$etcd_url" --admin-token-file "$tokens_dir/operator.token" \
+      --auditor-token-file "$tokens_dir/auditor.token" \
+      --region-admin-token-file "$tokens_dir/region-admin.token" "${user_flags[@]}"
     launch "coordinator-$i"
     coord_urls+=("http://127.0.0.1:$port")
   done
@@ -518,13 +679,20 @@ cmd_up() {
   # node-<r>-k; every process has its own name (--process-id) within the region.
   local k name nodes=()
   for r in "${region_list[@]}"; do
+    etcd_user "quota-region-$r"
+    if (( SECURE )); then
+      user_flags+=(--pg-password-file "$CREDS_DIR/pg-$r.password" --pg-ca-file "$TLS_DIR/ca.pem"
+        --redis-password-file "$CREDS_DIR/redis-$r.password" --redis-ca-file "$TLS_DIR/ca.pem")
+    fi
     for k in $(seq "$per_region"); do
       name="node-$r"; (( k > 1 )) && name="node-$r-$k"
       free_port; port="$FREE_PORT"
       define_proc "$name" "http://127.0.0.1:$port" "$BIN_DIR/region-node" \
         "$BIN_DIR/region-node" serve --region "$r" --listen "127.0.0.1:$port" \
         --redis-url "$(cat "$PROC_DIR/redis-$r.url")" --pg-url "$(cat "$PROC_DIR/pg-$r.url")" \
-        --etcd-endpoints "${etcd_for[$r]}" --ip-rate-limit 0 --admin-token "$admin_token" \
+        --etcd-endpoints "${etcd_for[$r]}" --ip-rate-limit 0 \
+        --region-admin-token-file "$tokens_dir/region-admin.token" \
+        "${user_flags[@]}" \
         --process-id "$name" \
         $node_args  # shellcheck disable=SC2086  # word-split on purpose: several flags
       launch "$name"
@@ -553,9 +721,15 @@ write_env() {
   {
     echo "# generated by deploy/local/cluster.sh up; source it: . $ENV_FILE"
     echo "export ETCD_ENDPOINTS=$etcd_url"
+    if [[ -f "$TLS_DIR/ca.pem" ]]; then
+      echo "export ETCD_CREDENTIALS_DIR=$CREDS_DIR"
+      echo "export TLS_CA_FILE=$TLS_DIR/ca.pem"
+    fi
     echo "export COORDINATOR_URL=${coord_urls[0]}"
     echo "export COORDINATOR_URLS=$(IFS=,; echo "${coord_urls[*]}")"
     echo "export ADMIN_TOKEN=$token"
+    echo "export ADMIN_TOKEN_FILE=$CLUSTER_DIR/credentials/operator.token"
+    echo "export AUDITOR_TOKEN_FILE=$CLUSTER_DIR/credentials/auditor.token"
     echo "export REGIONS=$regions"
     [[ -f "$PROC_DIR/proxy.url" ]] && echo "export PROXY_CONTROL_URL=$(cat "$PROC_DIR/proxy.url")"
     IFS=',' read -r -a rs <<<"$regions"
@@ -567,6 +741,10 @@ write_env() {
       echo "export REGION_${u}_URLS=$urls"
       echo "export REGION_${u}_REDIS_URL=$(cat "$PROC_DIR/redis-$r.url")"
       echo "export REGION_${u}_PG_URL=$(cat "$PROC_DIR/pg-$r.url")"
+      if [[ -f "$CREDS_DIR/pg-$r.password" ]]; then
+        echo "export REGION_${u}_PG_PASSWORD_FILE=$CREDS_DIR/pg-$r.password"
+        echo "export REGION_${u}_REDIS_PASSWORD_FILE=$CREDS_DIR/redis-$r.password"
+      fi
     done
   } >"$tmp"
   chmod 600 "$tmp"   # holds the admin token
@@ -579,6 +757,7 @@ print_summary() {
   cmd_status | sed 's/^/  /'
   echo
   echo "Environment: $ENV_FILE (source it for COORDINATOR_URL, ADMIN_TOKEN, REGION_*_URL)"
+  echo "Admin tokens: $CLUSTER_DIR/credentials/{operator,auditor,region-admin}.token"
   echo "Operator CLI: ${BIN_DIR#"$REPO_ROOT/"}/quotactl --help   (reads target/cluster/cluster.env by default)"
   echo "Logs: $LOG_DIR/<name>.log    Stop: $0 down"
 }

@@ -76,11 +76,19 @@ for url in "$REGION_EAST_URL" "$REGION_SOUTH_URL" "$REGION_NORTH_URL"; do
 done
 
 say "flash sale: spike $((RATE * 3))/s for 1 s, then $RATE/s; demand 70/20/10 shifting to 10/20/70 after 3 s"
+# The regions' Postgres want TLS and a password (cluster.sh is secure by default).
+pg_auth=()
+if [[ -n "${TLS_CA_FILE:-}" ]]; then
+  pg_auth=(--pg-ca-file "$TLS_CA_FILE" --pg-password-file "east=$REGION_EAST_PG_PASSWORD_FILE"
+    --pg-password-file "south=$REGION_SOUTH_PG_PASSWORD_FILE"
+    --pg-password-file "north=$REGION_NORTH_PG_PASSWORD_FILE")
+fi
 set +e
 "$BIN/quota-loadgen" --product 1001 \
   --region "east=$REGION_EAST_URL" --region "south=$REGION_SOUTH_URL" --region "north=$REGION_NORTH_URL" \
   --coordinator "$COORDINATOR_URL" --token "$ADMIN_TOKEN" \
   --pg "east=$REGION_EAST_PG_URL" --pg "south=$REGION_SOUTH_PG_URL" --pg "north=$REGION_NORTH_PG_URL" \
+  "${pg_auth[@]}" \
   --rate "$RATE" --spike-rate "$((RATE * 3))" --spike-secs 1 --duration 60 \
   --weights east=70,south=20,north=10 --shift-at 3 --shift-weights east=10,south=20,north=70 \
   --retries 3 --retry-backoff-ms 100 \

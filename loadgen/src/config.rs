@@ -38,6 +38,15 @@ pub struct WeightShift {
     pub weights: Weights,
 }
 
+/// How the verification logs in to the regions' Postgres servers: never a password in a URL.
+#[derive(Debug, Clone, Default)]
+pub struct PgAuth {
+    /// Region → file holding its Postgres password (first line).
+    pub password_files: BTreeMap<String, std::path::PathBuf>,
+    /// CA certificate (PEM) of the servers: TLS is then required and verified.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
 /// Everything one run needs. Build it directly or through the CLI.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,6 +58,8 @@ pub struct Config {
     pub coordinator: Option<CoordinatorTarget>,
     /// Region → Postgres URL, to check acknowledged orders and oversell after the run.
     pub pg: BTreeMap<String, String>,
+    /// How to log in to those Postgres servers (password files, TLS CA).
+    pub pg_auth: PgAuth,
     /// Steady arrival rate, buyers per second.
     pub rate: f64,
     /// Arrival rate during the opening spike, buyers per second.
@@ -87,6 +98,7 @@ impl Config {
             regions,
             coordinator: None,
             pg: BTreeMap::new(),
+            pg_auth: PgAuth::default(),
             rate: 2000.0,
             spike_rate: 6000.0,
             spike_secs: 1.0,
@@ -148,6 +160,13 @@ impl Config {
         for region in self.pg.keys() {
             if !names.contains(&region.as_str()) {
                 return bad(format!("--pg names unknown region {region}"));
+            }
+        }
+        for region in self.pg_auth.password_files.keys() {
+            if !self.pg.contains_key(region) {
+                return bad(format!(
+                    "--pg-password-file names {region}, which has no --pg"
+                ));
             }
         }
         Ok(())

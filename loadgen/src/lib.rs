@@ -32,7 +32,8 @@ mod table;
 mod verify;
 
 pub use config::{
-    parse_pair, parse_weights, Config, CoordinatorTarget, RegionTarget, WeightShift, Weights,
+    parse_pair, parse_weights, Config, CoordinatorTarget, PgAuth, RegionTarget, WeightShift,
+    Weights,
 };
 pub use error::Error;
 pub use quality::{NotMeasured, Quality};

@@ -32,6 +32,12 @@ struct Args {
     /// A region's Postgres, `name=postgres://…`, to verify acknowledged orders (repeatable).
     #[arg(long = "pg", value_name = "NAME=URL")]
     pg: Vec<String>,
+    /// File holding a region's Postgres password, `name=path` (repeatable).
+    #[arg(long = "pg-password-file", value_name = "NAME=PATH")]
+    pg_password_files: Vec<String>,
+    /// CA certificate (PEM) of the Postgres servers: TLS required and verified against it.
+    #[arg(long)]
+    pg_ca_file: Option<PathBuf>,
     /// Steady arrival rate, buyers per second.
     #[arg(long, default_value_t = 2000.0)]
     rate: f64,
@@ -100,6 +106,11 @@ fn config(a: &Args) -> Result<Config> {
         let (name, url) = parse_pair(p)?;
         c.pg.insert(name, url);
     }
+    for p in &a.pg_password_files {
+        let (name, path) = parse_pair(p)?;
+        c.pg_auth.password_files.insert(name, path.into());
+    }
+    c.pg_auth.ca_file.clone_from(&a.pg_ca_file);
     c.rate = a.rate;
     c.spike_rate = a.spike_rate;
     c.spike_secs = a.spike_secs;

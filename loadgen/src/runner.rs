@@ -143,7 +143,14 @@ pub async fn run(cfg: Config) -> Result<Report, Error> {
     let mut books: BTreeMap<String, Result<RegionBooks, String>> = BTreeMap::new();
     for (region, url) in &cfg.pg {
         let idx = names.iter().position(|n| n == region).expect("validated");
-        let result = verify::check_region(url, cfg.product, &recorded.regions[idx].orders).await;
+        let result = verify::check_region(
+            url,
+            &cfg.pg_auth,
+            region,
+            cfg.product,
+            &recorded.regions[idx].orders,
+        )
+        .await;
         books.insert(region.clone(), result);
     }
     let orders_by_region: Vec<(String, u64)> = names

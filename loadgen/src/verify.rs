@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 
 use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::PgAuth;
 use uuid::Uuid;
 
 use crate::series::Sample;
@@ -61,17 +64,60 @@ pub(crate) struct Findings {
 /// Reads `region`'s books for `product` and looks up the acknowledged `orders`.
 pub(crate) async fn check_region(
     url: &str,
+    auth: &PgAuth,
+    region: &str,
     product: i64,
     orders: &[String],
 ) -> Result<RegionBooks, String> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    if let Some(file) = auth.password_files.get(region) {
+        let raw = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        cfg.password(raw.lines().next().unwrap_or(""));
+    }
+    let client = match &auth.ca_file {
+        None => {
+            let (client, conn) = cfg
+                .connect(NoTls)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            tokio::spawn(conn);
+            client
+        }
+        Some(ca) => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = MakeRustlsConnect::new(tls_trusting(ca)?);
+            let (client, conn) = cfg
+                .connect(tls)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            tokio::spawn(conn);
+            client
+        }
+    };
+    read_books(&client, product, orders)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let conn = tokio::spawn(conn);
-    let result = read_books(&client, product, orders).await;
-    drop(client);
-    let _ = conn.await;
-    result.map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A rustls client configuration trusting only the certificates in `ca`.
+fn tls_trusting(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 async fn read_books(

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use quota_shared::admin_auth::AdminToken;
 use quota_shared::policy::PolicyKind;
 use quota_shared::wire::IdempotencyKey;
 use rust_decimal::Decimal;
@@ -22,12 +23,21 @@ pub(crate) struct Cli {
     /// Coordinator admin API base URL (any instance).
     #[arg(long, env = "COORDINATOR_URL", global = true)]
     pub(crate) url: Option<String>,
-    /// Admin bearer token.
+    /// Admin bearer token (prefer --token-file: a flag's value shows in `ps`).
     #[arg(long, env = "ADMIN_TOKEN", global = true, hide_env_values = true)]
-    pub(crate) token: Option<String>,
-    /// Env file to read COORDINATOR_URL / ADMIN_TOKEN from when not set.
+    pub(crate) token: Option<AdminToken>,
+    /// File holding the admin bearer token (its first line), e.g. an auditor's token for
+    /// read-only use. Given on the command line it beats an ADMIN_TOKEN from the environment.
+    #[arg(long, env = "QUOTA_ADMIN_TOKEN_FILE", global = true)]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Env file to read COORDINATOR_URL and ADMIN_TOKEN (or ADMIN_TOKEN_FILE) from when not
+    /// set.
     #[arg(long, global = true, default_value = "target/cluster/cluster.env")]
     pub(crate) cluster_env: PathBuf,
+    /// CA certificate (PEM) of the coordinator's HTTPS certificate, trusted besides the
+    /// system's roots (for an `https://` URL signed by a private CA).
+    #[arg(long, env = "QUOTA_CACERT", global = true)]
+    pub(crate) cacert: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -235,6 +245,57 @@ fn parse_key(raw: &str) -> Result<IdempotencyKey, String> {
     IdempotencyKey::parse(raw).map_err(|e| e.0)
 }
 
+/// Where a token setting came from: the command line beats the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Given {
+    /// A flag.
+    CommandLine,
+    /// An environment variable (`ADMIN_TOKEN`, `QUOTA_ADMIN_TOKEN_FILE`).
+    Environment,
+}
+
+/// Which admin token to send: `--token` (`ADMIN_TOKEN`) or `--token-file`
+/// (`QUOTA_ADMIN_TOKEN_FILE`), a flag beating an environment variable — both at the same
+/// level is ambiguous and refused — else the cluster env file's `ADMIN_TOKEN`, else its
+/// `ADMIN_TOKEN_FILE`. `Ok(None)`: no token anywhere. A file is read here (its first line,
+/// at least 16 characters); errors name the setting, never the token.
+pub(crate) fn pick_token(
+    token: Option<(AdminToken, Given)>,
+    token_file: Option<(PathBuf, Given)>,
+    cluster_env: &BTreeMap<String, String>,
+) -> Result<Option<AdminToken>, String> {
+    let read = |what: &str, path: &std::path::Path| {
+        AdminToken::from_file(what, path)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    };
+    match (token, token_file) {
+        (Some((_, a)), Some((_, b))) if a == b => Err(match a {
+            Given::CommandLine => "give one of --token and --token-file, not both".into(),
+            Given::Environment => "both ADMIN_TOKEN and QUOTA_ADMIN_TOKEN_FILE are set; unset one \
+                                  or pass --token-file"
+                .into(),
+        }),
+        (Some((t, Given::CommandLine)), _) | (Some((t, _)), None) => Ok(Some(t)),
+        (_, Some((path, _))) => read("--token-file", &path),
+        (None, None) => {
+            if let Some(t) = cluster_env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
+                return Ok(Some(AdminToken::new(t.clone())));
+            }
+            match cluster_env
+                .get("ADMIN_TOKEN_FILE")
+                .filter(|p| !p.is_empty())
+            {
+                Some(p) => read(
+                    "ADMIN_TOKEN_FILE (cluster env file)",
+                    std::path::Path::new(p),
+                ),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -244,6 +305,88 @@ mod tests {
     #[test]
     fn command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Writes `content` to a fresh file.
+    fn token_file(content: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("quotactl-token-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_most_explicit_token_setting_wins() {
+        let shown =
+            |r: Result<Option<AdminToken>, String>| r.map(|t| t.map(|t| t.expose().to_string()));
+        let flag = |t: &str, f| Some((AdminToken::new(t), f));
+        let file = token_file("auditor-token-0123456789\n");
+        let path = |f| Some((file.clone(), f));
+        let none = BTreeMap::new();
+        let env: BTreeMap<String, String> = [(
+            "ADMIN_TOKEN".to_string(),
+            "from-cluster-env-0123".to_string(),
+        )]
+        .into();
+        use Given::{CommandLine as Cmd, Environment as Env};
+        let cases = [
+            (
+                flag("operator-token-0123456789", Cmd),
+                None,
+                &none,
+                Ok(Some("operator-token-0123456789")),
+            ),
+            (None, path(Cmd), &none, Ok(Some("auditor-token-0123456789"))),
+            (None, path(Env), &env, Ok(Some("auditor-token-0123456789"))),
+            (
+                flag("operator-token-0123456789", Env),
+                None,
+                &env,
+                Ok(Some("operator-token-0123456789")),
+            ),
+            // A flag beats the environment, either way round.
+            (
+                flag("operator-token-0123456789", Env),
+                path(Cmd),
+                &none,
+                Ok(Some("auditor-token-0123456789")),
+            ),
+            (
+                flag("operator-token-0123456789", Cmd),
+                path(Env),
+                &none,
+                Ok(Some("operator-token-0123456789")),
+            ),
+            (None, None, &env, Ok(Some("from-cluster-env-0123"))),
+            (None, None, &none, Ok(None)),
+        ];
+        for (t, f, e, want) in cases {
+            let want: Result<Option<String>, String> = want.map(|w| w.map(str::to_string));
+            assert_eq!(
+                shown(pick_token(t.clone(), f.clone(), e)),
+                want,
+                "{t:?} {f:?}"
+            );
+        }
+        for level in [Cmd, Env] {
+            let e = pick_token(flag("operator-token-0123456789", level), path(level), &none)
+                .unwrap_err();
+            assert!(e.contains("not both") || e.contains("unset one"), "{e}");
+        }
+        let file_env: BTreeMap<String, String> =
+            [("ADMIN_TOKEN_FILE".to_string(), file.display().to_string())].into();
+        assert_eq!(
+            shown(pick_token(None, None, &file_env)),
+            Ok(Some("auditor-token-0123456789".to_string()))
+        );
+        let short = token_file("short\n");
+        let e = pick_token(None, Some((short.clone(), Cmd)), &none).unwrap_err();
+        assert!(
+            e.contains("--token-file") && e.contains("at least 16"),
+            "{e}"
+        );
+        for f in [file, short] {
+            std::fs::remove_file(f).unwrap();
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use quota_shared::admin_auth::{FORBIDDEN_SCOPE, REQUIRED_SCOPE_FIELD};
 use quota_shared::api::ErrorEnvelope;
 use serde::de::DeserializeOwned;
 
@@ -13,8 +14,10 @@ use quota_shared::wire::{
 };
 
 /// How many times a keyed change is sent when the coordinator cannot be reached or is
-/// between leaders: safe, because the key makes every copy after the first a no-op.
-const WRITE_TRIES: u32 = 3;
+/// between leaders: safe, because the key makes every copy after the first a no-op. The waits
+/// between tries (0.3 s growing to 1.5 s, 7.5 s in all) outlast a coordinator's lease (2 s)
+/// plus an etcd leader election, so an operator's command rides out a failover.
+const WRITE_TRIES: u32 = 8;
 
 /// Why a request failed: unreachable, refused (with the API's error code), or answered with
 /// something the contract does not allow. `quotactl` prints it and exits 1.
@@ -35,6 +38,18 @@ pub enum ClientError {
         status: u16,
         /// Stable error code.
         code: String,
+        /// Human message.
+        message: String,
+    },
+    /// The token is valid but its scope does not allow the request (e.g. an auditor token on
+    /// a change); nothing was changed.
+    #[error(
+        "refused: {message} ({FORBIDDEN_SCOPE}, HTTP 403). Pass a token with the {needed} \
+         scope: --token-file FILE"
+    )]
+    Forbidden {
+        /// The scope the request needs (`operator`, `auditor`), as the coordinator named it.
+        needed: String,
         /// Human message.
         message: String,
     },
@@ -69,13 +84,11 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client for `base` (e.g. `http://127.0.0.1:7070`) with the admin token.
-    pub fn new(base: &str, token: &str) -> AdminClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:7070`) with the admin token, trusting the
+    /// system's roots and the HTTP client `http` was built to trust.
+    pub fn new(base: &str, token: &str, http: reqwest::Client) -> AdminClient {
         AdminClient {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("static client config"),
+            http,
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
             key: None,
@@ -124,7 +137,7 @@ impl AdminClient {
                 Err(ClientError::Api { status: 503, .. }) if tries < WRITE_TRIES => {}
                 other => return other,
             }
-            tokio::time::sleep(Duration::from_millis(300 * u64::from(tries))).await;
+            tokio::time::sleep(Duration::from_millis((300 * u64::from(tries)).min(1_500))).await;
         }
     }
 
@@ -155,6 +168,18 @@ impl AdminClient {
             return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
         }
         match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+            Ok(env) if status.as_u16() == 403 && env.error.code == FORBIDDEN_SCOPE => {
+                Err(ClientError::Forbidden {
+                    needed: env
+                        .error
+                        .details
+                        .get(REQUIRED_SCOPE_FIELD)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("another")
+                        .to_string(),
+                    message: env.error.message,
+                })
+            }
             Ok(env) => Err(ClientError::Api {
                 status: status.as_u16(),
                 code: env.error.code,

@@ -1,7 +1,8 @@
 //! `quotactl`: the operator CLI, a thin client of the coordinator's admin API.
 //!
-//! Where to connect comes from `--url`/`--token`, else `COORDINATOR_URL`/`ADMIN_TOKEN`, else
-//! the local cluster's `target/cluster/cluster.env` (written by `deploy/local/cluster.sh up`).
+//! Where to connect comes from `--url` and `--token`/`--token-file`, else `COORDINATOR_URL` and
+//! `ADMIN_TOKEN`/`QUOTA_ADMIN_TOKEN_FILE`, else the local cluster's `target/cluster/cluster.env`
+//! (written by `deploy/local/cluster.sh up`).
 //! Any coordinator instance answers; writes reach the leader. Output is a human table, or JSON
 //! with `--json`. Exit status: 0 success; 1 the coordinator refused, could not be reached, or
 //! (audit) the books do not balance; 2 bad command line or (audit) a region could not be read.
@@ -15,28 +16,42 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use quota_shared::wire::IdempotencyKey;
 use quotactl::AdminClient;
 
-use crate::args::Cli;
+use crate::args::{pick_token, Cli, Given};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Fill COORDINATOR_URL / ADMIN_TOKEN from the cluster env file when not given.
     let from_file = quota_shared::config::read_env_file(&cli.cluster_env).unwrap_or_default();
     let url = cli
         .url
         .clone()
         .or_else(|| from_file.get("COORDINATOR_URL").cloned());
-    let token = cli
-        .token
-        .clone()
-        .or_else(|| from_file.get("ADMIN_TOKEN").cloned());
+    let given = |id: &str| match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => Given::CommandLine,
+        _ => Given::Environment,
+    };
+    let token = match pick_token(
+        cli.token.clone().map(|t| (t, given("token"))),
+        cli.token_file.clone().map(|p| (p, given("token_file"))),
+        &from_file,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("quotactl: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (Some(url), Some(token)) = (url, token) else {
         eprintln!(
-            "quotactl: no coordinator configured: pass --url and --token, set COORDINATOR_URL and \
-             ADMIN_TOKEN, or start a local cluster (deploy/local/cluster.sh up) which writes {}",
+            "quotactl: no coordinator configured: pass --url and --token-file (or --token), set \
+             COORDINATOR_URL and ADMIN_TOKEN, or start a local cluster \
+             (deploy/local/cluster.sh up) which writes {}",
             cli.cluster_env.display()
         );
         return ExitCode::from(2);
@@ -50,7 +65,20 @@ fn main() -> ExitCode {
     let key = cli.idempotency_key.clone().unwrap_or_else(|| {
         IdempotencyKey::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid key")
     });
-    let client = AdminClient::new(&url, &token).with_idempotency_key(key);
+    let http = match quota_serve::client_with_ca(cli.cacert.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            b.timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string())
+        }) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("quotactl: --cacert: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = AdminClient::new(&url, token.expose(), http).with_idempotency_key(key);
     match rt.block_on(commands::run(cli, client)) {
         Ok(code) => code,
         Err(e) => {

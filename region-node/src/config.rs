@@ -34,9 +34,9 @@ pub enum Command {
 /// Settings of `region-node migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateConfig {
-    /// Postgres URL of this region's database.
-    #[arg(long, env = "QUOTA_PG_URL")]
-    pub pg_url: String,
+    /// This region's Postgres.
+    #[command(flatten)]
+    pub pg: crate::backends::PgArgs,
 }
 
 /// Settings of `region-node serve`.
@@ -48,31 +48,36 @@ pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "QUOTA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// URL other processes use to reach this node (registered in etcd); default http://LISTEN.
+    /// Serve HTTPS (the public API and the admin audit endpoint).
+    #[command(flatten)]
+    pub tls: quota_serve::TlsArgs,
+    /// URL other processes use to reach this node (registered in etcd); default http(s)://LISTEN.
     #[arg(long, env = "QUOTA_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Redis URL of this region's admission filter.
-    #[arg(long, env = "QUOTA_REDIS_URL")]
-    pub redis_url: String,
-    /// Postgres URL of this region's database (the truth).
-    #[arg(long, env = "QUOTA_PG_URL")]
-    pub pg_url: String,
-    /// etcd endpoints, comma-separated.
-    #[arg(
-        long,
-        env = "QUOTA_ETCD_ENDPOINTS",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub etcd_endpoints: Vec<String>,
+    /// This region's Redis (the admission filter).
+    #[command(flatten)]
+    pub redis: crate::backends::RedisArgs,
+    /// This region's Postgres (the truth).
+    #[command(flatten)]
+    pub pg: crate::backends::PgArgs,
+    /// Where etcd is, and the user this region is to it.
+    #[command(flatten)]
+    pub etcd: quota_etcd::EtcdArgs,
     /// Postgres connection pool size.
     #[arg(long, env = "QUOTA_PG_POOL_SIZE", default_value_t = 16)]
     pub pg_pool_size: usize,
     /// Global purchase rate limit, requests per second (0 disables).
     #[arg(long, env = "QUOTA_GLOBAL_RATE_LIMIT", default_value_t = 50_000)]
     pub global_rate_limit: u32,
-    /// Per-client-IP purchase rate limit, requests per second (0 disables; burst is 2×).
-    #[arg(long, env = "QUOTA_IP_RATE_LIMIT", default_value_t = 100)]
+    /// Per-client-IP purchase rate limit, requests per second (0 disables; burst is 2×). The
+    /// client is the TCP peer, or the address `--trusted-proxies` vouch for. Given twice, the
+    /// last one wins (a harness or wrapper script may set a default before the caller's flags).
+    #[arg(
+        long,
+        env = "QUOTA_IP_RATE_LIMIT",
+        default_value_t = 100,
+        overrides_with = "ip_rate_limit"
+    )]
     pub ip_rate_limit: u32,
     /// Per-user purchase rate limit, requests per second (0 disables; burst is 2×, min 4).
     #[arg(long, env = "QUOTA_USER_RATE_LIMIT", default_value_t = 2)]
@@ -100,9 +105,16 @@ pub struct ServeConfig {
     #[arg(long, env = "QUOTA_REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
     /// Bearer token for the region's admin endpoints (the coordinator's audit reads through
-    /// them); unset disables them.
+    /// them); unset disables them. With `--region-admin-token-file` the audit endpoint takes
+    /// that token only, and this one is refused there (403).
     #[arg(long, env = "QUOTA_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<quota_shared::admin_auth::AdminToken>,
+    /// File holding the region-admin token (its first line; at least 16 characters): the one
+    /// token the audit endpoint accepts, the one the coordinators present (their
+    /// `--region-admin-token-file`), so that the operator's token never leaves the
+    /// coordinators. Without it the endpoint takes `--admin-token` (one shared token).
+    #[arg(long, env = "QUOTA_REGION_ADMIN_TOKEN_FILE")]
+    pub region_admin_token_file: Option<std::path::PathBuf>,
     /// Moved: home regions are now part of each sale (`quotactl region homes --set …`), so
     /// that every node follows one list and a changed list never re-homes a sale's buyers.
     /// Refused with that explanation when given.
@@ -132,6 +144,86 @@ pub struct ServeConfig {
     /// refused at once (503, its Redis tokens given back) instead of queueing without bound.
     #[arg(long, env = "QUOTA_GROUP_COMMIT_QUEUE", default_value_t = 1024)]
     pub group_commit_queue: usize,
+    /// Who the buyer is: verified buyer tokens (off unless a key is given).
+    #[command(flatten)]
+    pub buyer_token: BuyerTokenConfig,
+    /// Reverse proxies or load balancers in front of the node (CIDRs or single addresses,
+    /// comma-separated; default none). A request whose TCP peer is one of them is rate-limited
+    /// per IP by the right-most `X-Forwarded-For` address that is not itself trusted, so buyers
+    /// behind a load balancer do not all share one bucket; from anyone else the header is
+    /// ignored, so a client cannot pick its own bucket.
+    #[arg(
+        long,
+        env = "QUOTA_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_trusted_proxy
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Buyer-token (JWT) verification settings. With neither key flag, verification is off and the
+/// `user_id` a client sends is believed: for development only, since anyone can then buy as
+/// anyone. With one, every purchase and every read of a user's orders must carry
+/// `Authorization: Bearer <jwt>` whose `sub` is the buyer's user id. Only paths are held here:
+/// the key material is read once at start and never logged.
+#[derive(Debug, Clone, Args)]
+pub struct BuyerTokenConfig {
+    /// File holding the HS256 shared secret (one trailing newline is dropped; at least 32
+    /// bytes). Turns verification on; excludes `--buyer-token-public-key-file`.
+    #[arg(
+        long,
+        env = "QUOTA_BUYER_TOKEN_HS256_SECRET_FILE",
+        conflicts_with = "buyer_token_public_key_file",
+        requires_all = ["buyer_token_issuer", "buyer_token_audience"]
+    )]
+    pub buyer_token_hs256_secret_file: Option<std::path::PathBuf>,
+    /// File holding the token issuer's PEM public key (RS256 or ES256, see
+    /// `--buyer-token-alg`). Turns verification on; excludes the HS256 secret.
+    #[arg(
+        long,
+        env = "QUOTA_BUYER_TOKEN_PUBLIC_KEY_FILE",
+        requires_all = ["buyer_token_issuer", "buyer_token_audience"]
+    )]
+    pub buyer_token_public_key_file: Option<std::path::PathBuf>,
+    /// Algorithm of the public key: RS256 (default) or ES256. The only one accepted: a token
+    /// naming any other (`none`, HS256 …) is refused.
+    #[arg(
+        long,
+        env = "QUOTA_BUYER_TOKEN_ALG",
+        value_enum,
+        ignore_case = true,
+        conflicts_with = "buyer_token_hs256_secret_file"
+    )]
+    pub buyer_token_alg: Option<BuyerTokenAlg>,
+    /// The `iss` a token must carry (required with a key).
+    #[arg(long, env = "QUOTA_BUYER_TOKEN_ISSUER")]
+    pub buyer_token_issuer: Option<String>,
+    /// The `aud` a token must carry (required with a key).
+    #[arg(long, env = "QUOTA_BUYER_TOKEN_AUDIENCE")]
+    pub buyer_token_audience: Option<String>,
+    /// Clock skew allowed on `exp` (and `nbf`), seconds.
+    #[arg(long, env = "QUOTA_BUYER_TOKEN_LEEWAY_S", default_value_t = 5)]
+    pub buyer_token_leeway_s: u64,
+}
+
+/// The signature algorithm of a buyer-token public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuyerTokenAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (an RSA public key).
+    #[value(name = "RS256")]
+    Rs256,
+    /// ECDSA on P-256 with SHA-256 (an EC public key).
+    #[value(name = "ES256")]
+    Es256,
+}
+
+/// One `--trusted-proxies` entry: a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address
+/// (`127.0.0.1`, taken as /32 or /128).
+fn parse_trusted_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{raw:?} is not a CIDR (10.0.0.0/8) or an IP address"))
 }
 
 impl ServeConfig {
@@ -147,7 +239,7 @@ impl ServeConfig {
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{}://{}", self.tls.scheme(), self.listen))
     }
     /// Reconcile period.
     pub fn reconcile_every(&self) -> Duration {
@@ -170,7 +262,7 @@ mod tests {
     use super::{Cli, Command};
     use crate::strategy::PurchaseStrategy;
 
-    fn strategy_of(extra: &[&str]) -> PurchaseStrategy {
+    fn serve(extra: &[&str]) -> Result<super::ServeConfig, clap::Error> {
         let mut args = vec![
             "region-node",
             "serve",
@@ -184,10 +276,64 @@ mod tests {
             "http://127.0.0.1:2379",
         ];
         args.extend_from_slice(extra);
-        match Cli::try_parse_from(args).expect("parses").command {
-            Command::Serve(cfg) => cfg.strategy,
+        match Cli::try_parse_from(args)?.command {
+            Command::Serve(cfg) => Ok(*cfg),
             Command::Migrate(_) => unreachable!("serve was given"),
         }
+    }
+
+    /// `--trusted-proxies` takes CIDRs and bare addresses of both families; default none.
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        assert!(serve(&[]).unwrap().trusted_proxies.is_empty());
+        let cfg = serve(&["--trusted-proxies", "10.0.0.0/8, 127.0.0.1,fd00::/8,::1"]).unwrap();
+        let shown: Vec<String> = cfg
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "fd00::/8", "::1/128"]);
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0"] {
+            assert!(serve(&["--trusted-proxies", bad]).is_err(), "{bad}");
+        }
+    }
+
+    /// A later `--ip-rate-limit` overrides an earlier one (the test harness and wrapper
+    /// scripts put a default first).
+    #[test]
+    fn the_last_ip_rate_limit_wins() {
+        let cfg = serve(&["--ip-rate-limit", "0", "--ip-rate-limit", "7"]).unwrap();
+        assert_eq!(cfg.ip_rate_limit, 7);
+    }
+
+    /// The buyer-token flags: one key at most, issuer and audience with a key, the algorithm
+    /// only with a public key; ES256 in any case.
+    #[test]
+    fn buyer_token_flags_go_together() {
+        let key = ["--buyer-token-public-key-file", "k.pem"];
+        let names = ["--buyer-token-issuer", "i", "--buyer-token-audience", "a"];
+        let off = serve(&[]).unwrap().buyer_token;
+        assert!(off.buyer_token_hs256_secret_file.is_none() && off.buyer_token_alg.is_none());
+        assert_eq!(off.buyer_token_leeway_s, 5);
+        let on = serve(&[&key[..], &names[..], &["--buyer-token-alg", "es256"]].concat())
+            .unwrap()
+            .buyer_token;
+        assert_eq!(on.buyer_token_alg, Some(super::BuyerTokenAlg::Es256));
+        assert!(serve(&key).is_err(), "a key needs issuer and audience");
+        let both = [
+            &key[..],
+            &names[..],
+            &["--buyer-token-hs256-secret-file", "s"],
+        ]
+        .concat();
+        assert!(serve(&both).is_err(), "one key only");
+        let alg = [&names[..], &["--buyer-token-hs256-secret-file", "s"]].concat();
+        assert!(serve(&[&alg[..], &["--buyer-token-alg", "RS256"]].concat()).is_err());
+        assert!(serve(&alg).is_ok());
+    }
+
+    fn strategy_of(extra: &[&str]) -> PurchaseStrategy {
+        serve(extra).expect("parses").strategy
     }
 
     /// `--strategy` takes the descriptive names and the v1…v4 spellings scripts, tests and

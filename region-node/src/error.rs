@@ -5,6 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quota_shared::admin_auth::{Denied, Scope, FORBIDDEN_SCOPE, REQUIRED_SCOPE_FIELD};
 use quota_shared::admission::Rejection;
 use quota_shared::api::ErrorEnvelope;
 use quota_shared::availability::Availability;
@@ -49,6 +50,29 @@ pub(crate) enum ApiError {
     /// 401: missing or wrong admin token.
     #[error("missing or invalid admin token")]
     Unauthorized,
+    /// 403: a known admin token whose scope does not allow the request (on a node: any token
+    /// but the region-admin one, when one is configured); names the scope needed.
+    #[error("{}", Denied::Forbidden { held: *held, needed: *needed })]
+    ForbiddenScope {
+        /// The scope of the presented token.
+        held: Scope,
+        /// The scope the request needs.
+        needed: Scope,
+    },
+    /// 401: buyer tokens are required here and the request carries none (no `Authorization:
+    /// Bearer …` header).
+    #[error("a buyer token is required: send Authorization: Bearer <token>")]
+    TokenMissing,
+    /// 401: the buyer token's `exp` (plus the leeway) has passed.
+    #[error("the buyer token has expired")]
+    TokenExpired,
+    /// 401: the buyer token is not acceptable (signature, algorithm, issuer, audience, claims);
+    /// the reason is for the client's developer.
+    #[error("invalid buyer token: {0}")]
+    TokenInvalid(String),
+    /// 403: the request names another user than its buyer token's `sub`.
+    #[error("the user id in the request is not the buyer token's")]
+    UserMismatch,
     /// 410: nothing left in this region.
     #[error("sold out in this region")]
     SoldOut,
@@ -71,9 +95,19 @@ impl From<Rejection> for ApiError {
         match r {
             Rejection::InvalidRequest(m) => ApiError::InvalidRequest(m),
             Rejection::SaleNotActive(m) => ApiError::SaleNotActive(m),
+            Rejection::UserMismatch => ApiError::UserMismatch,
             // `precheck` refuses for stock only when handed the availability gate's refusal;
             // the purchase path maps that with the gate's own answer (`out_of_stock`).
             Rejection::SoldOut => ApiError::out_of_stock(Availability::SoldOut),
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::NoToken | Denied::UnknownToken => ApiError::Unauthorized,
+            Denied::Forbidden { held, needed } => ApiError::ForbiddenScope { held, needed },
         }
     }
 }
@@ -98,11 +132,16 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::SaleNotActive(_) => StatusCode::FORBIDDEN,
+            ApiError::SaleNotActive(_)
+            | ApiError::UserMismatch
+            | ApiError::ForbiddenScope { .. } => StatusCode::FORBIDDEN,
             ApiError::AlreadyPurchased { .. } => StatusCode::CONFLICT,
             ApiError::SoldOut => StatusCode::GONE,
             ApiError::WrongRegion(_) => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized
+            | ApiError::TokenMissing
+            | ApiError::TokenExpired
+            | ApiError::TokenInvalid(_) => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::AwaitingStock => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +162,11 @@ impl ApiError {
             ApiError::SoldOut => "sold_out",
             ApiError::WrongRegion(_) => "wrong_region",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::ForbiddenScope { .. } => FORBIDDEN_SCOPE,
+            ApiError::TokenMissing => "token_missing",
+            ApiError::TokenExpired => "token_expired",
+            ApiError::TokenInvalid(_) => "token_invalid",
+            ApiError::UserMismatch => "user_mismatch",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::AwaitingStock => "awaiting_stock",
@@ -144,6 +188,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::UnknownProduct(p) => body = body.with("product_id", *p),
             ApiError::WrongRegion(r) => body = body.with("home_region", r.as_str()),
+            ApiError::ForbiddenScope { needed, .. } => {
+                body = body.with(REQUIRED_SCOPE_FIELD, needed.name());
+            }
             ApiError::Internal(m) => tracing::error!(error = %m, "internal error"),
             _ => {}
         }
@@ -156,6 +203,27 @@ impl IntoResponse for ApiError {
         if let Some(s) = retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        // Every 401 names the scheme to use (RFC 9110 §11.6.1); a presented but refused
+        // buyer token is `invalid_token` (RFC 6750 §3.1).
+        let challenge = match &self {
+            ApiError::Unauthorized | ApiError::TokenMissing => Some("Bearer realm=\"quota\""),
+            ApiError::TokenExpired | ApiError::TokenInvalid(_) => {
+                Some("Bearer realm=\"quota\", error=\"invalid_token\"")
+            }
+            _ => None,
+        };
+        if let Some(c) = challenge {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        // A 403 for a token without the scope names the one needed (RFC 6750 §3.1).
+        if let ApiError::ForbiddenScope { needed, .. } = &self {
+            let c =
+                format!("Bearer realm=\"quota\", error=\"insufficient_scope\", scope=\"{needed}\"");
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
         }
         resp
     }

@@ -25,6 +25,7 @@
 //! `state` → `purchase`, `reconcile`, `release`, `etcd_sync`, `http` → `server`.
 
 mod attempts;
+mod backends;
 mod batch;
 mod catalog;
 mod config;
@@ -44,6 +45,7 @@ mod stock;
 mod strategy;
 mod waitroom;
 
+pub use backends::{PgArgs, RedisArgs};
 pub use config::{Cli, Command, MigrateConfig, ServeConfig};
 pub use db::{DbError, Isolation};
 pub use metrics::install as install_metrics;

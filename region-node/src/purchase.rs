@@ -210,7 +210,12 @@ async fn admit(
             ))
         }
         Ok(AdmitOutcome::OverUserLimit { .. }) => {
-            let existing = st.db.order_of(req.user_id, product_id).await.ok().flatten();
+            let existing = st
+                .db
+                .bounded(st.db.order_of(req.user_id, product_id))
+                .await
+                .ok()
+                .flatten();
             Err(ApiError::AlreadyPurchased { order_id: existing })
         }
         Ok(AdmitOutcome::Insufficient { remaining }) => Err(short_here(st, entry, |a| {

@@ -131,6 +131,8 @@ pub(crate) async fn publish_released_locally(
     client: &mut Client,
     product_id: i64,
 ) -> Result<bool, ReleaseError> {
-    let rel = st.db.released_locally(product_id).await?;
+    // Bounded: a read whose bytes a partition dropped would otherwise wait for ever, and with
+    // it the whole etcd session (found by the nemesis: 115 units left "release in transit").
+    let rel = st.db.bounded(st.db.released_locally(product_id)).await?;
     publish(client, &st.region, product_id, &rel).await
 }

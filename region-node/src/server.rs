@@ -1,7 +1,6 @@
 //! [`RegionNode`]: wires Postgres, Redis, etcd, the background tasks and the HTTP server. It
 //! only builds and runs; the state the parts share is [`crate::state::AppState`].
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +19,7 @@ use crate::reconcile::Reconciler;
 use crate::state::AppState;
 use crate::stock::{Stock, StockError};
 use crate::strategy::Purchaser;
+use quota_etcd::{EtcdOptions, Members};
 
 /// Why the node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub enum NodeError {
 /// `region-node migrate`: applies the embedded migrations to `cfg`'s database; returns how
 /// many were applied now.
 pub async fn migrate(cfg: &MigrateConfig) -> Result<usize, DbError> {
-    Db::new(&cfg.pg_url, 2, Duration::from_secs(30))?
+    Db::new(&cfg.pg, 2, Duration::from_secs(30))?
         .migrate()
         .await
 }
@@ -50,6 +50,10 @@ pub async fn migrate(cfg: &MigrateConfig) -> Result<usize, DbError> {
 pub struct RegionNode {
     cfg: ServeConfig,
     metrics: PrometheusHandle,
+    /// Buyer-token verification, its key read once in [`RegionNode::new`].
+    buyers: crate::http::BuyerAuth,
+    /// The admin tokens of the audit endpoint, read once in [`RegionNode::new`].
+    admin_tokens: quota_shared::admin_auth::AdminTokens,
 }
 
 /// Retries `f` every second until it succeeds or shutdown; dependencies may start after us.
@@ -97,12 +101,26 @@ impl RegionNode {
         if let Some(id) = cfg.process_id.as_deref().filter(|p| !p.is_empty()) {
             quota_shared::keys::validate_process_id(id).map_err(|e| NodeError::Config(e.0))?;
         }
-        if cfg.etcd_endpoints.iter().all(|e| e.trim().is_empty()) {
+        if cfg.etcd.endpoints.iter().all(|e| e.trim().is_empty()) {
             return Err(NodeError::Config(
                 "at least one etcd endpoint is required".into(),
             ));
         }
-        Ok(RegionNode { cfg, metrics })
+        let buyers =
+            crate::http::BuyerAuth::from_config(&cfg.buyer_token).map_err(NodeError::Config)?;
+        if buyers.is_on() {
+            tracing::info!(buyer_tokens = %buyers.describe(), "buyer tokens");
+        } else {
+            tracing::warn!(buyer_tokens = %buyers.describe(), "buyer tokens");
+        }
+        let admin_tokens = crate::http::admin_tokens(&cfg).map_err(NodeError::Config)?;
+        tracing::info!(admin = %crate::http::describe_admin_tokens(&cfg), "admin tokens");
+        Ok(RegionNode {
+            cfg,
+            metrics,
+            buyers,
+            admin_tokens,
+        })
     }
 
     /// Starts everything, serves until `shutdown`, then stops the background tasks.
@@ -115,12 +133,11 @@ impl RegionNode {
             .map(Failpoint::parse)
             .transpose()
             .map_err(NodeError::Config)?;
-        let db = Db::with_isolation(
-            &cfg.pg_url,
-            cfg.pg_pool_size,
-            cfg.pg_timeout(),
-            cfg.isolation,
-        )?;
+        cfg.pg
+            .check()
+            .and_then(|()| cfg.redis.check())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let db = Db::with_isolation(&cfg.pg, cfg.pg_pool_size, cfg.pg_timeout(), cfg.isolation)?;
         let Some(_) = until_ok("Postgres", &shutdown, || db.migrate()).await else {
             return Ok(());
         };
@@ -128,7 +145,7 @@ impl RegionNode {
             return Ok(());
         };
         let Some(stock) = until_ok("Redis", &shutdown, || {
-            Stock::connect(&cfg.redis_url, cfg.redis_timeout())
+            Stock::connect(&cfg.redis, cfg.redis_timeout())
         })
         .await
         else {
@@ -152,8 +169,9 @@ impl RegionNode {
             reconcile_now: Notify::new(),
             etcd_connected: AtomicBool::new(false),
             failpoint,
-            admin_token: cfg.admin_token.clone().filter(|t| !t.is_empty()),
+            admin_tokens: self.admin_tokens,
             await_stock: Duration::from_millis(cfg.await_stock_ms),
+            trusted_proxies: crate::ratelimit::TrustedProxies::new(cfg.trusted_proxies.clone()),
             purchaser: Purchaser::new(
                 cfg.strategy,
                 db.clone(),
@@ -178,9 +196,18 @@ impl RegionNode {
         handles.push(tokio::spawn(reconciler.run(tasks.clone())));
         let process = cfg.process_id();
         tracing::info!(region = %cfg.region, process = %process, "node process");
+        let etcd = cfg
+            .etcd
+            .options(EtcdOptions {
+                keep_alive: Some((Duration::from_secs(2), Duration::from_secs(2))),
+                ..EtcdOptions::default()
+            })
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let members = Members::new(cfg.etcd.endpoints.clone(), etcd)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
         let sync = EtcdSync::new(
             Arc::clone(&st),
-            cfg.etcd_endpoints.clone(),
+            members,
             cfg.lease_ttl_s,
             cfg.public_url(),
             process,
@@ -197,15 +224,14 @@ impl RegionNode {
             }
         }));
 
+        let tls = cfg
+            .tls
+            .server_config()
+            .map_err(|e| NodeError::Config(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
         tracing::info!(region = %cfg.region, listen = %cfg.listen, "region node serving");
-        let app = crate::http::router(Arc::clone(&st));
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+        let app = crate::http::router(Arc::clone(&st), self.buyers);
+        let served = quota_serve::serve(listener, app, tls, shutdown.clone()).await;
         tasks.cancel();
         for h in handles {
             let _ = h.await;

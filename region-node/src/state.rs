@@ -34,11 +34,15 @@ pub(crate) struct AppState {
     /// Fault injection for tests (`QUOTA_FAILPOINT`, see [`crate::failpoint`]). Unset in
     /// production.
     pub(crate) failpoint: Option<crate::failpoint::Failpoint>,
-    /// Bearer token of the region's admin endpoints (audit); `None` disables them.
-    pub(crate) admin_token: Option<String>,
+    /// The admin tokens of the region's admin endpoints (audit), each with its scope; empty
+    /// disables them. See `crate::http::admin_tokens`.
+    pub(crate) admin_tokens: quota_shared::admin_auth::AdminTokens,
     /// The purchase path, built once from `--strategy` (see [`crate::strategy`]).
     pub(crate) purchaser: Purchaser,
     /// Longest a buyer waits in line for stock on its way before hearing 503 awaiting_stock
     /// (zero: answer at once). See [`crate::waitroom`].
     pub(crate) await_stock: std::time::Duration,
+    /// The proxies (`--trusted-proxies`) whose `X-Forwarded-For` names the client the per-IP
+    /// rate limit keys on.
+    pub(crate) trusted_proxies: crate::ratelimit::TrustedProxies,
 }

@@ -20,6 +20,8 @@ use quota_shared::reconcile::Ticket;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
+use crate::backends::{read_pem, read_secret, RedisArgs};
+
 /// A Redis failure (connection refused, timeout, script error).
 #[derive(Debug, thiserror::Error)]
 #[error("redis: {0}")]
@@ -173,8 +175,24 @@ pub(crate) struct Stock {
 
 impl Stock {
     /// Connects (lazily reconnecting later); fails only if Redis is unreachable at start.
-    pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Stock, StockError> {
-        let client = redis::Client::open(url)?;
+    pub(crate) async fn connect(args: &RedisArgs, timeout: Duration) -> Result<Stock, StockError> {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(args.redis_url.as_str())?;
+        if let Some(file) = &args.redis_password_file {
+            let password = read_secret(file).map_err(|e| StockError(e.to_string()))?;
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let client = match &args.redis_ca_file {
+            Some(ca) => {
+                let pem = read_pem(ca).map_err(|e| StockError(e.to_string()))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, certs)?
+            }
+            None => redis::Client::open(info)?,
+        };
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeout))
             .set_connection_timeout(Some(Duration::from_secs(1)))

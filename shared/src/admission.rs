@@ -25,14 +25,51 @@ pub enum Rejection {
     SaleNotActive(String),
     /// 410 `sold_out`: this region has nothing left (in-process flag).
     SoldOut,
+    /// 403 `user_mismatch`: the body names another user than the buyer token's.
+    UserMismatch,
 }
 
 /// Largest user id accepted (JSON numbers above 2^53 lose precision in many clients).
 pub const MAX_USER_ID: i64 = (1 << 53) - 1;
 
+/// A purchase body after validation, before it is decided who buys: with buyer tokens on the
+/// token names the buyer, so the body's `user_id` may be absent ([`PurchaseBody::buyer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurchaseBody {
+    /// The body's `user_id`, if it has one (positive, at most [`MAX_USER_ID`]).
+    pub user_id: Option<i64>,
+    /// Units wanted (positive; the per-user limit is checked by [`precheck`]).
+    pub quantity: i64,
+}
+
+impl PurchaseBody {
+    /// Who buys. `token_user` is the user a verified buyer token names (`None` when buyer
+    /// tokens are off). With a token the body may leave `user_id` out — the token's `sub` buys —
+    /// and if it names one, that must be the token's (403 `user_mismatch`); without one the body
+    /// is all there is, so `user_id` is required (400).
+    pub fn buyer(self, token_user: Option<i64>) -> Result<PurchaseRequest, Rejection> {
+        let user_id = match (token_user, self.user_id) {
+            (Some(t), Some(b)) if t != b => return Err(Rejection::UserMismatch),
+            (Some(u), _) | (None, Some(u)) => u,
+            (None, None) => return Err(Rejection::InvalidRequest("user_id is required".into())),
+        };
+        Ok(PurchaseRequest {
+            user_id,
+            quantity: self.quantity,
+        })
+    }
+}
+
 /// Parses and validates a purchase body: `{"user_id": <positive integer>, "quantity": <optional
 /// positive integer, default 1>}`. Unknown fields are refused so typos are not silently ignored.
+/// For a node without buyer tokens: `user_id` is required.
 pub fn parse_purchase(body: &[u8]) -> Result<PurchaseRequest, Rejection> {
+    parse_purchase_body(body)?.buyer(None)
+}
+
+/// Parses and validates a purchase body like [`parse_purchase`], but leaves `user_id` optional
+/// for [`PurchaseBody::buyer`] to decide (a buyer token may name the buyer instead).
+pub fn parse_purchase_body(body: &[u8]) -> Result<PurchaseBody, Rejection> {
     let bad = |m: &str| Rejection::InvalidRequest(m.to_string());
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Rejection::InvalidRequest(format!("body is not valid JSON: {e}")))?;
@@ -43,16 +80,18 @@ pub fn parse_purchase(body: &[u8]) -> Result<PurchaseRequest, Rejection> {
         return Err(Rejection::InvalidRequest(format!("unknown field {k:?}")));
     }
     let user_id = match map.get("user_id") {
-        None | Some(Value::Null) => return Err(bad("user_id is required")),
-        Some(v) => positive_int(v)
-            .filter(|u| *u <= MAX_USER_ID)
-            .ok_or_else(|| bad("user_id must be a positive integer (at most 2^53-1)"))?,
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            positive_int(v)
+                .filter(|u| *u <= MAX_USER_ID)
+                .ok_or_else(|| bad("user_id must be a positive integer (at most 2^53-1)"))?,
+        ),
     };
     let quantity = match map.get("quantity") {
         None | Some(Value::Null) => 1,
         Some(v) => positive_int(v).ok_or_else(|| bad("quantity must be a positive integer"))?,
     };
-    Ok(PurchaseRequest { user_id, quantity })
+    Ok(PurchaseBody { user_id, quantity })
 }
 
 /// A JSON value that is an integer > 0 (not a float, not a string).
@@ -227,6 +266,42 @@ mod tests {
                 .quantity,
             1
         );
+    }
+
+    /// With a buyer token the body may leave `user_id` out (the token's user buys) or name
+    /// the token's user; another user is a mismatch. Without a token `user_id` is required.
+    /// A malformed `user_id` is refused whether or not a token names the buyer.
+    #[test]
+    fn the_token_names_the_buyer_when_the_body_does_not() {
+        let body = |b: &[u8]| parse_purchase_body(b).unwrap();
+        let req = |user_id, quantity| PurchaseRequest { user_id, quantity };
+        assert_eq!(body(b"{}").buyer(Some(42)), Ok(req(42, 1)));
+        assert_eq!(body(b"{\"quantity\":2}").buyer(Some(42)), Ok(req(42, 2)));
+        assert_eq!(body(b"{\"user_id\":null}").buyer(Some(42)), Ok(req(42, 1)));
+        assert_eq!(body(b"{\"user_id\":42}").buyer(Some(42)), Ok(req(42, 1)));
+        assert_eq!(
+            body(b"{\"user_id\":43}").buyer(Some(42)),
+            Err(Rejection::UserMismatch)
+        );
+        assert_eq!(body(b"{\"user_id\":7}").buyer(None), Ok(req(7, 1)));
+        for no_user in [&b"{}"[..], b"{\"quantity\":1}", b"{\"user_id\":null}"] {
+            assert_eq!(
+                body(no_user).buyer(None),
+                Err(Rejection::InvalidRequest("user_id is required".into()))
+            );
+            assert!(parse_purchase(no_user).is_err());
+        }
+        for bad in [
+            &b"{\"user_id\":0}"[..],
+            b"{\"user_id\":\"42\"}",
+            b"{\"user\":42}",
+        ] {
+            assert!(
+                matches!(parse_purchase_body(bad), Err(Rejection::InvalidRequest(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -44,7 +44,38 @@ impl ErrorEnvelope {
     }
 }
 
-/// Compares secrets (admin tokens) without leaking, through timing, where they first differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares a secret someone `presented` (an admin token) with the `expected` one without
+/// leaking, through timing, where they first differ or how long the expected one is: every
+/// byte of `presented` is compared (against `expected` repeated), so the time depends on the
+/// presented length only, which the presenter knows anyway; a length mismatch is folded into
+/// the result instead of returning early.
+pub fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
+    if expected.is_empty() {
+        return presented.is_empty();
+    }
+    let diff = presented
+        .iter()
+        .enumerate()
+        .fold(0u8, |acc, (i, p)| acc | (p ^ expected[i % expected.len()]));
+    let lengths_differ = u8::from(presented.len() != expected.len());
+    std::hint::black_box(diff | lengths_differ) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn equal_only_when_every_byte_and_the_length_match() {
+        assert!(constant_time_eq(b"0123456789abcdef", b"0123456789abcdef"));
+        assert!(!constant_time_eq(b"0123456789abcdeF", b"0123456789abcdef"));
+        assert!(!constant_time_eq(b"Z123456789abcdef", b"0123456789abcdef"));
+        // A prefix, a repetition, an extension: all refused.
+        assert!(!constant_time_eq(b"01234567", b"0123456789abcdef"));
+        assert!(!constant_time_eq(b"abcabc", b"abc"));
+        assert!(!constant_time_eq(b"0123456789abcdefX", b"0123456789abcdef"));
+        assert!(!constant_time_eq(b"", b"0123456789abcdef"));
+        assert!(!constant_time_eq(b"x", b""));
+        assert!(constant_time_eq(b"", b""));
+    }
 }

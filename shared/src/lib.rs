@@ -17,10 +17,14 @@
 //! * [`config`] — config-file loading shared by every binary (`--config FILE`).
 //! * [`buyers`] — the buyer model (arrivals, region choice, retries) of loadgen and simulator.
 //! * [`api`] — the JSON error envelope every HTTP service answers with.
+//! * [`admin_auth`] — admin bearer tokens, their scopes (operator, auditor, region-admin) and
+//!   the one check the coordinator and the region node make (and the token files they read).
 //! * [`wire`] — the typed HTTP contract between region nodes, coordinator, quotactl, loadgen.
 //!
-//! Nothing here does I/O, so all of it is unit- and property-tested without servers.
+//! Nothing here does I/O beyond reading a file it is handed (a config file, a token file), so
+//! all of it is unit- and property-tested without servers.
 
+pub mod admin_auth;
 pub mod admission;
 pub mod api;
 pub mod availability;

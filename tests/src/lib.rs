@@ -38,6 +38,7 @@ mod process;
 mod sale;
 mod services;
 mod spawn;
+mod tls;
 mod wait;
 
 pub use tempfile::TempDir;
@@ -55,6 +56,7 @@ pub use crate::sale::{
     redis_stock, total_sold, truth, wait_for_redis_stock, FaultAt, FaultRun, MidSale, Outcome,
     Sale, Truth,
 };
-pub use crate::services::{Etcd, Postgres, Redis};
+pub use crate::services::{Etcd, EtcdMember, Postgres, Redis, Secured};
 pub use crate::spawn::{child_pids, pid_alive, CmdSpec};
+pub use crate::tls::{ServerCert, TestCa};
 pub use crate::wait::wait_for;

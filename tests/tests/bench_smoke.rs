@@ -50,6 +50,7 @@ async fn loadgen_plays_a_sale() {
         .arg(format!("east={}", c.region("east").pg.url))
         .arg("--pg")
         .arg(format!("south={}", c.region("south").pg.url))
+        .args(pg_auth_args(&c))
         .arg("--json")
         .arg(&json)
         .arg("--svg")
@@ -256,4 +257,20 @@ fn bench_scale_smoke() {
         assert_eq!(s["oversold"], 0, "{s}");
         assert!(s["bottleneck"].as_str().is_some_and(|b| !b.is_empty()));
     }
+}
+
+/// The password files and CA the loadgen needs to read the regions' (secured) Postgres.
+fn pg_auth_args(c: &Cluster) -> Vec<String> {
+    let mut args = Vec::new();
+    for r in ["east", "south"] {
+        if let Some(s) = &c.region(r).pg.secured {
+            args.push("--pg-password-file".to_string());
+            args.push(format!("{r}={}", s.password_file.display()));
+        }
+    }
+    if let Some(s) = &c.region("east").pg.secured {
+        args.push("--pg-ca-file".to_string());
+        args.push(s.ca_cert.display().to_string());
+    }
+    args
 }

@@ -220,8 +220,12 @@ async fn region_crash_between_release_and_publish() {
     let _ = quotactl_json(&c, &["quota", "policy", &P.to_string(), "demand"]);
     {
         let east = &mut c.region_mut("east").node;
-        let args: Vec<String> = east.proc.spec.args.clone();
-        east.proc.spec.args = args[..args.len() - 2].to_vec();
+        let args = &mut east.proc.spec.args;
+        let at = args
+            .iter()
+            .position(|a| a == "--failpoint")
+            .expect("the failpoint is armed");
+        args.drain(at..at + 2);
         east.start_again().await;
     }
     let audit = audit_ok(&c, P).await;
@@ -304,9 +308,13 @@ async fn fenced_write_is_rejected_by_etcd() {
     use coordinator::{Fence, Store};
     let dir = quota_tests::test_dir();
     let etcd = quota_tests::Etcd::start(dir.path()).await;
-    let endpoints = vec![etcd.endpoint.clone()];
-    let old = Store::connect(&endpoints).await.unwrap();
-    let new = Store::connect(&endpoints).await.unwrap();
+    let endpoints = etcd.endpoints();
+    let old = Store::connect(&endpoints, quota_etcd::EtcdOptions::default())
+        .await
+        .unwrap();
+    let new = Store::connect(&endpoints, quota_etcd::EtcdOptions::default())
+        .await
+        .unwrap();
     let mut c = old.client();
     let election = quota_shared::keys::election();
     // Old leader wins, then its lease is revoked (as if it expired while paused).

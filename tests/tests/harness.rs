@@ -23,12 +23,12 @@ async fn etcd_put_get_kill9_and_start_again() {
     let resp = client.get("/harness/k", None).await.unwrap();
     assert_eq!(resp.kvs()[0].value_str().unwrap(), "v1");
 
-    let pid = etcd.proc.pid().unwrap();
+    let pid = etcd.members[0].proc.pid().unwrap();
     etcd.kill9();
-    assert!(!etcd.proc.is_running());
+    assert!(!etcd.members[0].proc.is_running());
     assert!(!pid_alive(pid));
     assert!(
-        port_is_closed(etcd.port),
+        port_is_closed(etcd.members[0].port),
         "etcd port still open after kill9"
     );
 
@@ -37,6 +37,32 @@ async fn etcd_put_get_kill9_and_start_again() {
     let mut client = etcd.client().await;
     let resp = client.get("/harness/k", None).await.unwrap();
     assert_eq!(resp.kvs()[0].value_str().unwrap(), "v1");
+}
+
+#[tokio::test]
+async fn three_etcd_members_keep_a_quorum_through_one_kill() {
+    let dir = test_dir();
+    let mut etcd = Etcd::start_members(dir.path(), "etcd", 3, None).await;
+    assert_eq!(etcd.endpoints().len(), 3);
+    let mut client = etcd.client().await;
+    client.put("/harness/k", "v1", None).await.unwrap();
+
+    // One member down: the other two still commit, and a client on one of them reads it.
+    etcd.members[0].kill9();
+    let survivor = etcd.members[1].endpoint.clone();
+    let mut client = etcd_client::Client::connect([survivor.as_str()], None)
+        .await
+        .unwrap();
+    client.put("/harness/k", "v2", None).await.unwrap();
+
+    // Back on its own data: it catches up with what was committed without it.
+    etcd.start_again().await;
+    let back = etcd.members[0].endpoint.clone();
+    let mut client = etcd_client::Client::connect([back.as_str()], None)
+        .await
+        .unwrap();
+    let resp = client.get("/harness/k", None).await.unwrap();
+    assert_eq!(resp.kvs()[0].value_str().unwrap(), "v2");
 }
 
 #[tokio::test]

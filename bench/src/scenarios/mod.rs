@@ -38,7 +38,7 @@ fn region_procs(c: &Cluster) -> Vec<(String, u32)> {
             }
         }
     }
-    if let Some(pid) = c.etcd.proc.pid() {
+    for pid in c.etcd.pids() {
         v.push(("etcd".into(), pid));
     }
     for co in &c.coordinators {

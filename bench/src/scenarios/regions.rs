@@ -112,6 +112,7 @@ async fn play_central(total: i64, quick: bool) -> anyhow::Result<Report> {
     // its per-region Postgres check does not apply (the books come from the coordinator's
     // samples; the audit still checks the central books).
     cfg.pg.clear();
+    cfg.pg_auth = quota_loadgen::PgAuth::default();
     workload(&mut cfg, quick);
     sale::play(cfg).await
 }

@@ -135,8 +135,16 @@ impl Escrow {
             .send()
             .await
             .map_err(|e| format!("unreachable ({e})"))?;
-        if !resp.status().is_success() {
-            return Err(format!("answered HTTP {}", resp.status()));
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(format!(
+                "answered HTTP {status}: it does not accept the token this coordinator presents \
+                 (give the region nodes and the coordinators the same --region-admin-token-file, \
+                 or neither)"
+            ));
+        }
+        if !status.is_success() {
+            return Err(format!("answered HTTP {status}"));
         }
         resp.json::<RegionTruth>()
             .await

@@ -18,9 +18,9 @@ mod read;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use quota_etcd::{EtcdOptions, Members};
 use quota_shared::keys;
 use quota_shared::model::{Ledger, Movable, OperationRecord, ProductSpec, ReleaseRequest};
 use quota_shared::round::initial_movable;
@@ -57,9 +57,13 @@ pub struct Fence {
 }
 
 /// The coordinator's handle on etcd: the only code that reads or writes the ledger.
+///
+/// It talks to one etcd member at a time ([`Members`]); when a leadership term ends on an
+/// error, [`Store::reconnect`] moves it to the next member of a quorum.
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
+    members: Arc<Members>,
+    client: Arc<RwLock<Client>>,
     fence: Arc<RwLock<Option<Fence>>>,
 }
 
@@ -68,20 +72,42 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 impl Store {
-    /// Connects to etcd.
-    pub async fn connect(endpoints: &[String]) -> Result<Store, CoordError> {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(3));
+    /// Connects to a member of `endpoints` that is part of a quorum; if none is, starts on the
+    /// first one anyway (the coordinator serves and campaigns while etcd is down, and moves to
+    /// a live member when its first term fails).
+    pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<Store, CoordError> {
+        let members = Members::new(endpoints.to_vec(), options)
+            .map_err(|e| CoordError::Unavailable(e.to_string()))?;
+        let connected = match members.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "no etcd member answers yet");
+                members.connect_lazily().await?
+            }
+        };
+        tracing::info!(member = %connected.member, "etcd member");
         Ok(Store {
-            client: Client::connect(endpoints, Some(opts)).await?,
+            members: Arc::new(members),
+            client: Arc::new(RwLock::new(connected.client)),
             fence: Arc::new(RwLock::new(None)),
         })
     }
 
-    /// A clone of the etcd client (for the election).
+    /// Moves to the next etcd member that is part of a quorum (keeps the current client if
+    /// none is).
+    pub async fn reconnect(&self) {
+        match self.members.connect().await {
+            Ok(c) => {
+                tracing::info!(member = %c.member, "etcd member");
+                *self.client.write().expect("client lock poisoned") = c.client;
+            }
+            Err(e) => tracing::warn!(error = %e, "no etcd member to move to"),
+        }
+    }
+
+    /// A clone of the etcd client (cheap: a handle on one connection).
     pub fn client(&self) -> Client {
-        self.client.clone()
+        self.client.read().expect("client lock poisoned").clone()
     }
 
     /// Installs (on winning the election) or clears (on losing it) this instance's fence.
@@ -96,7 +122,7 @@ impl Store {
 
     /// The leader's election value, if any instance leads.
     async fn leader_value(&self) -> Result<Option<LeaderValue>, CoordError> {
-        let mut c = self.client.clone();
+        let mut c = self.client();
         match c.leader(keys::election()).await {
             Ok(resp) => Ok(resp
                 .kv()
@@ -118,7 +144,7 @@ impl Store {
 
     /// Whether etcd answers.
     pub(crate) async fn ping(&self) -> Result<(), CoordError> {
-        let mut c = self.client.clone();
+        let mut c = self.client();
         c.get(keys::ROOT, Some(GetOptions::new().with_count_only()))
             .await?;
         Ok(())
@@ -142,7 +168,7 @@ impl Store {
             CompareOp::Equal,
             fence.rev,
         ));
-        let mut c = self.client.clone();
+        let mut c = self.client();
         if c.txn(Txn::new().when(cmps).and_then(ops))
             .await?
             .succeeded()
@@ -166,7 +192,7 @@ impl Store {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<OperationRecord>, CoordError> {
-        let mut c = self.client.clone();
+        let mut c = self.client();
         let resp = c.get(keys::operation(key.as_str()), None).await?;
         resp.kvs()
             .first()
@@ -189,7 +215,7 @@ impl Store {
             return Ok((Vec::new(), Vec::new()));
         };
         let key = keys::operation(op.key.as_str());
-        let mut c = self.client.clone();
+        let mut c = self.client();
         let lease = c.lease_grant(OPERATION_TTL_S, None).await?.id();
         Ok((
             vec![Compare::version(key.clone(), CompareOp::Equal, 0)],
@@ -304,7 +330,7 @@ impl Store {
 
     /// The deployment's home-region list (empty when never set).
     pub(crate) async fn home_regions(&self) -> Result<HomeRegions, CoordError> {
-        let mut c = self.client.clone();
+        let mut c = self.client();
         let resp = c.get(keys::home_regions(), None).await?;
         resp.kvs()
             .first()

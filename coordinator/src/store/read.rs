@@ -28,7 +28,7 @@ impl Store {
     /// Every registered region, with liveness (any node process alive), the URL of a live
     /// process, and the age of its latest report.
     pub(crate) async fn regions(&self) -> Result<Vec<RegionView>, CoordError> {
-        let mut c = self.client.clone();
+        let mut c = self.client();
         let opts = GetOptions::new().with_prefix();
         let resp = c.get(keys::regions_prefix(), Some(opts)).await?;
         let now_ms = chrono::Utc::now().timestamp_millis();
@@ -77,7 +77,7 @@ impl Store {
 
     /// Reads one product and everything regions published about it, in one transaction.
     pub async fn read(&self, product_id: i64) -> Result<LedgerSnapshot, CoordError> {
-        let mut c = self.client.clone();
+        let mut c = self.client();
         let txn = Txn::new().and_then(vec![
             TxnOp::get(keys::product_spec(product_id), None),
             TxnOp::get(keys::product_ledger(product_id), None),
@@ -171,7 +171,7 @@ impl Store {
 
     /// Every product id with a spec.
     pub(crate) async fn product_ids(&self) -> Result<Vec<i64>, CoordError> {
-        let mut c = self.client.clone();
+        let mut c = self.client();
         let opts = GetOptions::new().with_prefix().with_keys_only();
         let resp = c.get(keys::products_prefix(), Some(opts)).await?;
         let mut ids: Vec<i64> = resp

@@ -6,6 +6,9 @@ use std::time::Duration;
 use clap::ValueEnum;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::backends::{client_tls, read_secret, PgArgs};
 
 use super::error::DbError;
 use super::migrate;
@@ -52,20 +55,24 @@ impl Db {
     /// Builds the pool (connections open lazily). `statement_timeout` bounds every statement
     /// server-side and `idle_in_transaction_session_timeout` every pause between two, so
     /// neither a stuck query nor a paused process can hold the hot row lock.
-    pub(crate) fn new(url: &str, size: usize, timeout: Duration) -> Result<Db, DbError> {
-        Self::with_isolation(url, size, timeout, Isolation::ReadCommitted)
+    pub(crate) fn new(pg: &PgArgs, size: usize, timeout: Duration) -> Result<Db, DbError> {
+        Self::with_isolation(pg, size, timeout, Isolation::ReadCommitted)
     }
 
     /// Like [`Db::new`], with every transaction at `isolation`.
     pub(crate) fn with_isolation(
-        url: &str,
+        pg: &PgArgs,
         size: usize,
         timeout: Duration,
         isolation: Isolation,
     ) -> Result<Db, DbError> {
-        let mut cfg: tokio_postgres::Config = url
+        let mut cfg: tokio_postgres::Config = pg
+            .pg_url
             .parse()
             .map_err(|e| DbError::Other(format!("bad Postgres URL: {e}")))?;
+        if let Some(file) = &pg.pg_password_file {
+            cfg.password(read_secret(file).map_err(|e| DbError::Other(e.to_string()))?);
+        }
         cfg.connect_timeout(Duration::from_secs(2));
         // A transaction left idle (the process paused or stalled between two statements while
         // holding the hot row lock) is ended by the server after twice the statement timeout,
@@ -82,17 +89,22 @@ impl Db {
         if cfg.get_application_name().is_none() {
             cfg.application_name("region-node");
         }
-        let mgr = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                // A connection is checked with a round trip before reuse: one abandoned mid-
-                // operation (see `bounded`) may be waiting for an answer that will never come
-                // (its bytes dropped by a partition, the server frozen); `Fast` only notices
-                // a closed socket and would hand it to the next purchase.
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let mgr_cfg = ManagerConfig {
+            // A connection is checked with a round trip before reuse: one abandoned mid-
+            // operation (see `bounded`) may be waiting for an answer that will never come
+            // (its bytes dropped by a partition, the server frozen); `Fast` only notices a
+            // closed socket and would hand it to the next purchase.
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let mgr = match &pg.pg_ca_file {
+            // A CA file means TLS, always: a server that offers no TLS is refused.
+            Some(ca) => {
+                cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let tls = client_tls(ca).map_err(|e| DbError::Other(e.to_string()))?;
+                Manager::from_config(cfg, MakeRustlsConnect::new(tls), mgr_cfg)
+            }
+            None => Manager::from_config(cfg, NoTls, mgr_cfg),
+        };
         let pool = Pool::builder(mgr)
             .max_size(size.max(2))
             .runtime(Runtime::Tokio1)

@@ -9,6 +9,9 @@ pub(crate) enum SyncError {
     /// etcd failed or is unreachable.
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
+    /// No etcd member answered as part of a quorum.
+    #[error("etcd: {0}")]
+    NoMember(#[from] quota_etcd::ConnectError),
     /// Postgres failed while applying.
     #[error(transparent)]
     Db(#[from] DbError),

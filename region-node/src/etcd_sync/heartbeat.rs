@@ -30,10 +30,12 @@ impl Heartbeat {
                 if let Err(e) = keeper.keep_alive().await {
                     return SyncError::Etcd(e);
                 }
-                match answers.message().await {
-                    Ok(Some(r)) if r.ttl() > 0 => {}
-                    Ok(_) => return SyncError::LeaseLost,
-                    Err(e) => return SyncError::Etcd(e),
+                // An answer that never comes (its bytes dropped by a partition on a connection
+                // that stays open) must end the session too, not leave it waiting for ever.
+                match tokio::time::timeout(every * 2, answers.message()).await {
+                    Ok(Ok(Some(r))) if r.ttl() > 0 => {}
+                    Ok(Ok(_)) | Err(_) => return SyncError::LeaseLost,
+                    Ok(Err(e)) => return SyncError::Etcd(e),
                 }
             }
         });

@@ -1,6 +1,6 @@
 //! The region's link to the global ledger in etcd.
 //!
-//! One session: connect → register (`regions/{r}/info`) → leased heartbeat
+//! One session: connect to one etcd member of a quorum → register (`regions/{r}/info`) → leased heartbeat
 //! (`regions/{r}/alive/{process}`) → full read of every product spec and of this region's grants →
 //! watch both prefixes from the revision after the read. Any error (etcd down, watch cancelled
 //! or compacted, lease lost) ends the session; the next one starts with a full re-read, so an
@@ -32,7 +32,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, PutOptions};
+use etcd_client::{Client, GetOptions, KeyValue, PutOptions};
+use quota_etcd::Members;
 use quota_shared::keys::{self, Key};
 use quota_shared::model::RegionInfo;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +53,8 @@ const REPORT_EVERY: Duration = Duration::from_millis(100);
 /// The background task keeping the region in sync with etcd.
 pub(crate) struct EtcdSync {
     st: Arc<AppState>,
-    endpoints: Vec<String>,
+    /// The etcd members; each session runs on one of them.
+    members: Members,
     lease_ttl_s: i64,
     public_url: String,
     /// This node process's name within the region (several may serve one region).
@@ -63,14 +65,14 @@ impl EtcdSync {
     /// A syncer for the node's region.
     pub(crate) fn new(
         st: Arc<AppState>,
-        endpoints: Vec<String>,
+        members: Members,
         lease_ttl_s: i64,
         public_url: String,
         process: String,
     ) -> Self {
         EtcdSync {
             st,
-            endpoints,
+            members,
             lease_ttl_s: lease_ttl_s.max(1),
             public_url,
             process,
@@ -85,7 +87,11 @@ impl EtcdSync {
                 () = shutdown.cancelled() => return,
                 r = self.session(&shutdown) => r,
             };
-            self.st.etcd_connected.store(false, Ordering::Relaxed);
+            // A session that got as far as connected was healthy: the next one starts quickly
+            // (on the next member) instead of after the backoff earlier failures built up.
+            if self.st.etcd_connected.swap(false, Ordering::Relaxed) {
+                backoff = Duration::from_millis(200);
+            }
             match result {
                 Ok(()) => return,
                 Err(e) => {
@@ -154,11 +160,10 @@ impl EtcdSync {
 
     async fn session(&self, shutdown: &CancellationToken) -> Result<(), SyncError> {
         let region = self.st.region.clone();
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(3))
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
-        let mut client = Client::connect(&self.endpoints, Some(opts)).await?;
+        // One member of a quorum; when it fails, the session ends and the next one runs on
+        // another member.
+        let connected = self.members.connect().await?;
+        let mut client = connected.client;
         let lease = self.register(&mut client).await?;
         let every = Duration::from_millis(u64::try_from(self.lease_ttl_s * 1000 / 3).unwrap_or(1));
         let mut heartbeat = Heartbeat::start(&mut client, lease, every).await?;
@@ -186,7 +191,7 @@ impl EtcdSync {
         let mut watches =
             Watches::start(&mut client, &region, specs_rev, grants_rev, reqs_rev).await?;
         self.st.etcd_connected.store(true, Ordering::Relaxed);
-        tracing::info!(region, lease, "connected to etcd");
+        tracing::info!(region, lease, member = %connected.member, "connected to etcd");
 
         let mut tick = tokio::time::interval(REPORT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

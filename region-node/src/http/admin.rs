@@ -1,20 +1,93 @@
-//! The operational routes: the region's audit (bearer token), `/readyz`, `/metrics`.
+//! The operational routes: the region's audit (the region-admin token), `/readyz`, `/metrics`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quota_shared::admin_auth::{AdminToken, AdminTokens, Scope};
 use quota_shared::wire::RegionTruth;
 
 use super::extract::positive_id;
+use crate::config::ServeConfig;
 use crate::db::DbError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `GET /v1/admin/products/{id}/audit` (bearer token): this region's truth for the
+/// The admin tokens this node accepts, read once at start. With `--region-admin-token-file`:
+/// that token, scope region-admin — the only one the audit endpoint takes — and
+/// `--admin-token`, if given, as the operator's, so that it is recognised and refused there
+/// with 403 rather than 401. Without the file: `--admin-token` alone, as the region-admin
+/// token (one token shared with the coordinators, as before scopes). Neither: the admin
+/// endpoints refuse everybody. An error (a sentence naming the flag, never the token) when the
+/// file is unusable or both flags hold the same token.
+pub(crate) fn admin_tokens(cfg: &ServeConfig) -> Result<AdminTokens, String> {
+    tokens_of(
+        cfg.admin_token.clone(),
+        cfg.region_admin_token_file.as_deref(),
+    )
+}
+
+/// [`admin_tokens`] from the two settings: `shared` (`--admin-token`) and `region_admin_file`.
+fn tokens_of(
+    shared: Option<AdminToken>,
+    region_admin_file: Option<&std::path::Path>,
+) -> Result<AdminTokens, String> {
+    let shared = shared.filter(|t| !t.is_empty());
+    let mut tokens = AdminTokens::default();
+    let Some(path) = region_admin_file else {
+        if let Some(t) = shared {
+            tokens
+                .add(Scope::RegionAdmin, t)
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(tokens);
+    };
+    let region_admin =
+        AdminToken::from_file("--region-admin-token-file", path).map_err(|e| e.to_string())?;
+    tokens
+        .add(Scope::RegionAdmin, region_admin)
+        .map_err(|e| e.to_string())?;
+    if let Some(t) = shared {
+        tokens.add(Scope::Operator, t).map_err(|_| {
+            "--admin-token and --region-admin-token-file hold the same token; the region-admin \
+             token must be its own"
+                .to_string()
+        })?;
+    }
+    Ok(tokens)
+}
+
+/// One line for the start-up log: which token the audit endpoint takes (never the token).
+pub(crate) fn describe_admin_tokens(cfg: &ServeConfig) -> &'static str {
+    match (
+        &cfg.region_admin_token_file,
+        cfg.admin_token.as_ref().is_some_and(|t| !t.is_empty()),
+    ) {
+        (Some(_), _) => "audit endpoint: the region-admin token (--region-admin-token-file) only",
+        (None, true) => "audit endpoint: the shared --admin-token",
+        (None, false) => "audit endpoint: off (no admin token configured)",
+    }
+}
+
+/// The one admin check of this node: the request's bearer token must hold the region-admin
+/// scope (401 for no or an unknown token, 403 for a known one of another scope).
+fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    st.admin_tokens
+        .authorize(
+            headers
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            Scope::RegionAdmin,
+        )
+        .map(drop)
+        .map_err(ApiError::from)
+}
+
+/// `GET /v1/admin/products/{id}/audit` (region-admin token): this region's truth for the
 /// coordinator's conservation audit — the quota row, the orders, and Redis's stock and tickets
 /// (read in one atomic step), all while holding the quota row lock: nothing commits between
 /// the reads, so `sold` = order units and `stock + uncommitted in flight = available` hold
@@ -25,14 +98,7 @@ pub(super) async fn audit_handler(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RegionTruth>, ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&st.admin_token, presented) {
-        (Some(t), Some(p)) if quota_shared::api::constant_time_eq(t.as_bytes(), p.as_bytes()) => {}
-        _ => return Err(ApiError::Unauthorized),
-    }
+    authorize(&st, &headers)?;
     let product_id = positive_id("product id", &raw_id)?;
     let truth = st.db.bounded(region_truth(&st, product_id)).await;
     truth
@@ -114,4 +180,92 @@ pub(super) async fn metrics_handler(State(st): State<Arc<AppState>>) -> impl Int
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use quota_shared::admin_auth::{Denied, Scope};
+
+    use super::*;
+
+    const SHARED: &str = "shared-admin-token-0123456789";
+    const REGION: &str = "region-admin-token-0123456789";
+
+    fn bearer(t: &str) -> Vec<Vec<u8>> {
+        vec![format!("Bearer {t}").into_bytes()]
+    }
+
+    fn audit(tokens: &AdminTokens, t: &str) -> Result<Scope, Denied> {
+        tokens.authorize(bearer(t).iter().map(Vec::as_slice), Scope::RegionAdmin)
+    }
+
+    /// A token file removed on drop (the crate has no tempfile dependency).
+    struct TokenFile(std::path::PathBuf);
+
+    impl Drop for TokenFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn region_file(content: &str) -> TokenFile {
+        let p = std::env::temp_dir().join(format!("region-admin-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&p, content).unwrap();
+        TokenFile(p)
+    }
+
+    /// Without a region-admin token the shared `--admin-token` opens the audit, exactly as
+    /// before scopes; with one, only it does, and the shared token is known but refused (403).
+    #[test]
+    fn the_audit_takes_the_region_admin_token_when_there_is_one() {
+        let legacy = tokens_of(Some(AdminToken::new(SHARED)), None).unwrap();
+        assert_eq!(audit(&legacy, SHARED), Ok(Scope::RegionAdmin));
+        assert_eq!(audit(&legacy, REGION), Err(Denied::UnknownToken));
+
+        let file = region_file(&format!("{REGION}\n"));
+        let scoped = tokens_of(Some(AdminToken::new(SHARED)), Some(&file.0)).unwrap();
+        assert_eq!(audit(&scoped, REGION), Ok(Scope::RegionAdmin));
+        assert_eq!(
+            audit(&scoped, SHARED),
+            Err(Denied::Forbidden {
+                held: Scope::Operator,
+                needed: Scope::RegionAdmin
+            })
+        );
+        assert_eq!(
+            audit(&scoped, "an-auditor-token-0123"),
+            Err(Denied::UnknownToken)
+        );
+        let only = tokens_of(None, Some(&file.0)).unwrap();
+        assert_eq!(audit(&only, REGION), Ok(Scope::RegionAdmin));
+
+        // Neither (or an empty --admin-token): everybody is refused.
+        for off in [
+            tokens_of(None, None).unwrap(),
+            tokens_of(Some(AdminToken::new("")), None).unwrap(),
+        ] {
+            assert!(off.is_empty());
+            assert_eq!(audit(&off, ""), Err(Denied::NoToken));
+        }
+    }
+
+    #[test]
+    fn unusable_region_admin_token_files_refuse_to_start() {
+        let same = region_file(SHARED);
+        let e = tokens_of(Some(AdminToken::new(SHARED)), Some(&same.0)).unwrap_err();
+        assert!(e.contains("same token"), "{e}");
+        let short = region_file("short\n");
+        let e = tokens_of(None, Some(&short.0)).unwrap_err();
+        assert!(
+            e.contains("--region-admin-token-file") && e.contains("at least 16"),
+            "{e}"
+        );
+        assert!(!e.contains("short\n"));
+        let e = tokens_of(
+            None,
+            Some(std::path::Path::new("/nonexistent/region.token")),
+        )
+        .unwrap_err();
+        assert!(e.contains("/nonexistent/region.token"), "{e}");
+    }
 }

@@ -3,8 +3,9 @@
 //! run; exits 1 if any run found an anomaly. A failing seed reruns the same faults:
 //! `quota-chaos --seed N`.
 //!
-//! Usage: `quota-chaos [--seed N] [--runs N] [--secs S] [--rate R]` — runs seeds N, N+1, …
-//! (default seed 1, 1 run, 30 s of load, 40 buyers/s per region).
+//! Usage: `quota-chaos [--seed N] [--runs N] [--secs S] [--rate R] [--etcd-members M]` — runs
+//! seeds N, N+1, … (default seed 1, 1 run, 30 s of load, 40 buyers/s per region, 3 etcd
+//! members).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
     let mut runs = 1u64;
     let mut secs = 30u64;
     let mut rate = 40u32;
+    let mut etcd_members = 3usize;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -25,10 +27,13 @@ fn main() -> ExitCode {
             ("--runs", Some(v)) if v > 0 => runs = v,
             ("--secs", Some(v)) if v >= 10 => secs = v,
             ("--rate", Some(v)) if v > 0 => rate = u32::try_from(v).unwrap_or(40),
+            ("--etcd-members", Some(v)) if v == 1 || v == 3 || v == 5 => {
+                etcd_members = usize::try_from(v).unwrap_or(3);
+            }
             _ => {
                 eprintln!(
                     "usage: quota-chaos [--seed N] [--runs N>0] [--secs S>=10] [--rate R>0] \
-                     (bad or missing value for {flag})"
+                     [--etcd-members 1|3|5] (bad or missing value for {flag})"
                 );
                 return ExitCode::from(2);
             }
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
             seed: s,
             load: Duration::from_secs(secs),
             rate,
+            etcd_members,
         }));
         println!("{report}");
         clean &= report.clean();

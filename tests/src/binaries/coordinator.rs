@@ -47,7 +47,7 @@ impl Coordinator {
             ])
             .args(extra_args.iter().copied());
         let mut c = Coordinator {
-            url: format!("http://{listen}"),
+            url: format!("{}://{listen}", scheme(extra_args)),
             id: id.to_string(),
             admin_token: admin_token.to_string(),
             port,
@@ -66,3 +66,12 @@ impl Coordinator {
 }
 
 lifecycle!(Coordinator);
+
+/// `https` when the process was given a certificate (`--tls-cert-file`), else `http`.
+pub(crate) fn scheme(args: &[&str]) -> &'static str {
+    if args.contains(&"--tls-cert-file") {
+        "https"
+    } else {
+        "http"
+    }
+}

@@ -60,7 +60,7 @@ impl Node {
             ])
             .args(extra_args.iter().copied());
         let mut node = Node {
-            url: format!("http://{listen}"),
+            url: format!("{}://{listen}", super::coordinator::scheme(extra_args)),
             region: region.to_string(),
             port,
             proc: Proc::spawn(&name, spec, log),
@@ -90,7 +90,7 @@ lifecycle!(Node);
 
 /// Whether a node's `/readyz` says its etcd session is up.
 async fn etcd_connected(url: &str) -> bool {
-    match reqwest::get(url).await {
+    match crate::probe::http_client().get(url).send().await {
         Ok(r) => r
             .json::<serde_json::Value>()
             .await

@@ -83,6 +83,7 @@ impl Cluster {
     pub fn quotactl_via(&self, coordinator_url: &str, args: &[&str]) -> Output {
         Command::new(bin_path("quotactl"))
             .args(args)
+            .args(self.cacert_args(coordinator_url))
             .env("COORDINATOR_URL", coordinator_url)
             .env("ADMIN_TOKEN", &self.admin_token)
             .current_dir(self.dir.path())
@@ -91,11 +92,22 @@ impl Cluster {
             .expect("run quotactl")
     }
 
+    /// `--cacert` of the cluster's CA when `url` is HTTPS.
+    fn cacert_args(&self, url: &str) -> Vec<String> {
+        match &self.etcd.ca {
+            Some(ca) if url.starts_with("https://") => {
+                vec!["--cacert".into(), ca.cert.display().to_string()]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Starts `quotactl <args>` against this cluster's coordinator without waiting for it
     /// (e.g. `audit --watch` alongside a sale); its output is piped.
     pub fn quotactl_spawn(&self, args: &[&str]) -> std::process::Child {
         Command::new(bin_path("quotactl"))
             .args(args)
+            .args(self.cacert_args(&self.coordinator().url))
             .env("COORDINATOR_URL", self.coordinator().url.clone())
             .env("ADMIN_TOKEN", &self.admin_token)
             .current_dir(self.dir.path())
@@ -138,16 +150,28 @@ impl Cluster {
     }
 
     /// Sets the mode (`pass`, `blackhole`, `reset`) of one of the proxy's links: a region's or
-    /// coordinator's link to etcd (`east`, `coordinator-1`), a node's to Postgres (`pg-east`).
+    /// coordinator's link to etcd (`east`, `coordinator-1`: with several etcd members, its
+    /// link to every member), a node's to Postgres (`pg-east`).
     pub async fn set_link(&self, id: &str, mode: &str) -> Result<(), String> {
         let proxy = self.proxy.as_ref().ok_or("this cluster has no proxy")?;
-        reqwest::Client::new()
-            .put(format!("{}/links/{id}", proxy.control_url))
-            .json(&serde_json::json!({ "mode": mode }))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| e.to_string())?;
+        let per_member = format!("{id}.m");
+        let ids: Vec<&String> = proxy
+            .listen
+            .keys()
+            .filter(|k| *k == id || k.starts_with(&per_member))
+            .collect();
+        if ids.is_empty() {
+            return Err(format!("the proxy has no link {id}"));
+        }
+        for link in ids {
+            reqwest::Client::new()
+                .put(format!("{}/links/{link}", proxy.control_url))
+                .json(&serde_json::json!({ "mode": mode }))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 
@@ -156,12 +180,17 @@ impl Cluster {
     /// with the cluster's admin token and `extra_args`; returns once it has registered.
     pub async fn start_extra_node(&self, region: &str, extra_args: &[&str]) -> Node {
         let stack = self.region(region);
+        let endpoints = self.etcd.endpoints_arg();
         let backends = NodeBackends {
-            etcd_endpoints: &self.etcd.endpoint,
+            etcd_endpoints: &endpoints,
             redis_url: &stack.redis.url,
             pg_url: &stack.pg.url,
         };
+        let mut user = self.etcd.user_args(&quota_etcd::rbac::region_user(region));
+        user.extend(stack.redis.node_args());
+        user.extend(stack.pg.node_args());
         let mut args = vec!["--admin-token", self.admin_token.as_str()];
+        args.extend(user.iter().map(String::as_str));
         args.extend_from_slice(extra_args);
         let mut node = Node::start(self.dir.path(), region, &backends, &args).await;
         node.wait_registered().await;

@@ -91,6 +91,12 @@ async fn strike(c: &mut Cluster, fault: &Fault, down: Duration) -> Result<(), St
             tokio::time::sleep(down).await;
             c.etcd.start_again().await;
         }
+        Fault::KillEtcdMember(i) => {
+            let member = c.etcd.members.get_mut(*i).ok_or("no such etcd member")?;
+            member.kill9();
+            tokio::time::sleep(down).await;
+            member.start_again().await;
+        }
     }
     Ok(())
 }
@@ -108,7 +114,7 @@ fn leader(c: &Cluster) -> Result<usize, String> {
 
 /// Everything up and connected again: every process running, every link passing.
 pub(super) async fn heal_all(c: &mut Cluster) {
-    if !c.etcd.proc.is_running() {
+    if !c.etcd.all_running() {
         c.etcd.start_again().await;
     }
     for i in 0..c.coordinators.len() {

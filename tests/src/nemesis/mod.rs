@@ -1,7 +1,7 @@
 //! The nemesis: a seeded chaos run against a real 3-region cluster. Buyers arrive open-loop at
 //! their home regions (some twice at once, every one retrying 503s and transport errors a few
 //! times) while faults drawn from the seed strike one after another — `kill -9` of a node,
-//! Redis, Postgres, the leading coordinator or etcd; the leader paused past its lease; a region
+//! Redis, Postgres, the leading coordinator, one etcd member or all of them; the leader paused past its lease; a region
 //! cut off from etcd, a node cut off from its Postgres, the leader cut off from etcd (bytes
 //! dropped, as a partition does); Redis flushed — each healed before the next. Then everything is healed,
 //! the rest of the stock is sold, and the run checks what must hold under any interleaving:
@@ -43,6 +43,8 @@ pub struct NemesisConfig {
     pub load: Duration,
     /// Buyers per second per region.
     pub rate: u32,
+    /// etcd members (3 by default in the long run: a member can die while the store stays up).
+    pub etcd_members: usize,
 }
 
 /// What one run did and found.
@@ -103,6 +105,7 @@ pub async fn run(cfg: NemesisConfig) -> NemesisReport {
     let started = Instant::now();
     let mut c = Cluster::builder(&REGIONS)
         .coordinators(2)
+        .etcd_members(cfg.etcd_members)
         .fault_links()
         .node_args(&["--ticket-expiry-ms", "3000"])
         .start()
@@ -126,7 +129,7 @@ pub async fn run(cfg: NemesisConfig) -> NemesisReport {
         .map(|r| (r.to_string(), c.region(r).node.url.clone()))
         .collect();
     let users = Arc::new(AtomicI64::new(1));
-    let plan = schedule(cfg.seed, &homes, cfg.load);
+    let plan = schedule(cfg.seed, &homes, cfg.etcd_members, cfg.load);
 
     let load = buyers(&urls, &homes, cfg, Arc::clone(&users));
     let nemesis = faults::inject(&mut c, &plan);

@@ -4,8 +4,10 @@
 mod etcd;
 mod postgres;
 mod redis;
+mod secured;
 
-pub use self::etcd::Etcd;
+pub use self::etcd::{Etcd, EtcdMember};
 pub use self::postgres::Postgres;
 // `self::` because `redis` is also the Redis client crate.
 pub use self::redis::Redis;
+pub use self::secured::Secured;

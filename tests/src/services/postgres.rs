@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use crate::paths::{free_port, pg_bin, reserve_name};
 use crate::process::{lifecycle, Proc, READY_TIMEOUT};
+use crate::services::Secured;
 use crate::spawn::CmdSpec;
+use crate::tls::TestCa;
 
 /// A private Postgres cluster (own data dir, own port), database `quota` created.
 pub struct Postgres {
@@ -23,6 +25,9 @@ pub struct Postgres {
     pub port: u16,
     /// Data directory: survives a crash, so restarts exercise recovery.
     pub data_dir: PathBuf,
+    /// TLS and password (scram), when on: then only TLS connections with the password are
+    /// accepted.
+    pub secured: Option<Secured>,
     /// The postmaster process.
     pub proc: Proc,
 }
@@ -36,7 +41,18 @@ impl Postgres {
 
     /// Like [`Postgres::start`] with a given process/log name.
     pub async fn start_named(dir: &Path, name: &str) -> Postgres {
+        Self::start_with(dir, name, None).await
+    }
+
+    /// Like [`Postgres::start_named`], accepting only TLS connections (certificate from `ca`)
+    /// that log in with a password (scram-sha-256), as a deployment's Postgres does.
+    pub async fn start_secured(dir: &Path, name: &str, ca: &TestCa) -> Postgres {
+        Self::start_with(dir, name, Some(ca)).await
+    }
+
+    async fn start_with(dir: &Path, name: &str, ca: Option<&TestCa>) -> Postgres {
         let (name, log) = reserve_name(dir, name);
+        let secured = ca.map(|ca| Secured::new(ca, dir, &name));
         let port = free_port();
         let run_as = postgres_identity();
         let data_dir = dir.join(&name);
@@ -49,7 +65,10 @@ impl Postgres {
             // The log file is opened by us, but let postgres own it too.
             chown(&log, uid, gid);
         }
-        initdb(&data_dir, dir, run_as, &log).await;
+        initdb(&data_dir, dir, run_as, &log, secured.as_ref()).await;
+        if let Some(s) = &secured {
+            secure_data_dir(&data_dir, s, run_as);
+        }
 
         let mut spec = CmdSpec::new(pg_bin("postgres")).args([
             "-D".into(),
@@ -70,6 +89,16 @@ impl Postgres {
             "-c".into(),
             "shared_buffers=32MB".into(),
         ]);
+        if secured.is_some() {
+            spec = spec.args([
+                "-c",
+                "ssl=on",
+                "-c",
+                "ssl_cert_file=server.crt",
+                "-c",
+                "ssl_key_file=server.key",
+            ]);
+        }
         spec.run_as = run_as;
         spec.cwd = Some(dir.to_path_buf());
         let mut proc = Proc::spawn(&name, spec, log);
@@ -78,16 +107,20 @@ impl Postgres {
             url: format!("postgres://postgres@127.0.0.1:{port}/quota"),
             port,
             data_dir,
+            secured,
             proc,
         };
 
         let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let secured = pg.secured.clone();
         pg.proc
             .wait_until("accepting connections", READY_TIMEOUT, || {
-                answers(&admin_url)
+                answers(&admin_url, secured.as_ref())
             })
             .await;
-        let client = connect(&admin_url).await.expect("connect to postgres");
+        let client = connect(&admin_url, pg.secured.as_ref())
+            .await
+            .expect("connect to postgres");
         if let Err(e) = client.batch_execute("CREATE DATABASE quota").await {
             pg.proc.fail(&format!("CREATE DATABASE quota failed: {e}"));
         }
@@ -96,14 +129,32 @@ impl Postgres {
 
     async fn wait_ready(&mut self) {
         let url = self.url.clone();
+        let secured = self.secured.clone();
         self.proc
-            .wait_until("accepting connections", READY_TIMEOUT, || answers(&url))
+            .wait_until("accepting connections", READY_TIMEOUT, || {
+                answers(&url, secured.as_ref())
+            })
             .await;
     }
 
     /// A client on database `quota` (connection task spawned on the runtime).
     pub async fn client(&self) -> tokio_postgres::Client {
-        connect(&self.url).await.expect("connect to postgres")
+        connect(&self.url, self.secured.as_ref())
+            .await
+            .expect("connect to postgres")
+    }
+
+    /// The flags that let a region node reach this Postgres (password and CA files).
+    pub fn node_args(&self) -> Vec<String> {
+        match &self.secured {
+            None => Vec::new(),
+            Some(s) => vec![
+                "--pg-password-file".into(),
+                s.password_file.display().to_string(),
+                "--pg-ca-file".into(),
+                s.ca_cert.display().to_string(),
+            ],
+        }
     }
 }
 
@@ -121,9 +172,25 @@ impl Drop for Postgres {
     }
 }
 
-/// Runs `initdb` for `data_dir` (as `run_as`), keeping its output next to `log`.
-async fn initdb(data_dir: &Path, cwd: &Path, run_as: Option<(u32, u32)>, log: &Path) {
+/// Runs `initdb` for `data_dir` (as `run_as`), keeping its output next to `log`; with
+/// `secured`, the superuser gets its password.
+async fn initdb(
+    data_dir: &Path,
+    cwd: &Path,
+    run_as: Option<(u32, u32)>,
+    log: &Path,
+    secured: Option<&Secured>,
+) {
     let mut cmd = tokio::process::Command::new(pg_bin("initdb"));
+    // initdb (running as postgres) reads the password from a file of its own.
+    let pwfile = data_dir.with_extension("pwfile");
+    if let Some(s) = secured {
+        fs::write(&pwfile, &s.password).expect("pwfile");
+        if let Some((uid, gid)) = run_as {
+            chown(&pwfile, uid, gid);
+        }
+        cmd.arg(format!("--pwfile={}", pwfile.display()));
+    }
     cmd.args(["-D"])
         .arg(data_dir)
         .args([
@@ -145,6 +212,7 @@ async fn initdb(data_dir: &Path, cwd: &Path, run_as: Option<(u32, u32)>, log: &P
         .await
         .unwrap_or_else(|_| panic!("initdb {} timed out", data_dir.display()))
         .unwrap_or_else(|e| panic!("cannot run initdb ({}): {e}", pg_bin("initdb").display()));
+    let _ = fs::remove_file(&pwfile);
     let _ = fs::write(
         log.with_extension("initdb.log"),
         [&out.stdout[..], &out.stderr[..]].concat(),
@@ -157,6 +225,29 @@ async fn initdb(data_dir: &Path, cwd: &Path, run_as: Option<(u32, u32)>, log: &P
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// TLS and passwords only: the server's certificate and key in the data dir (owned by the
+/// server's user, key mode 0600, as Postgres demands), and a `pg_hba.conf` that accepts only
+/// TLS connections with a scram password and rejects everything else.
+fn secure_data_dir(data_dir: &Path, s: &Secured, run_as: Option<(u32, u32)>) {
+    let (crt, key) = (data_dir.join("server.crt"), data_dir.join("server.key"));
+    fs::copy(&s.server.cert, &crt).expect("copy server.crt");
+    fs::copy(&s.server.key, &key).expect("copy server.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod server.key");
+    let hba = data_dir.join("pg_hba.conf");
+    fs::write(
+        &hba,
+        "# written by the test harness: TLS with a password, nothing else\n\
+         hostssl all all 127.0.0.1/32 scram-sha-256\n\
+         host    all all 0.0.0.0/0    reject\n",
+    )
+    .expect("pg_hba.conf");
+    if let Some((uid, gid)) = run_as {
+        for f in [&crt, &key, &hba] {
+            chown(f, uid, gid);
+        }
+    }
 }
 
 /// uid/gid of the `postgres` user, if we are root (Postgres refuses root).
@@ -205,9 +296,23 @@ fn chown(path: &Path, uid: u32, gid: u32) {
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
 }
 
-/// A client with its connection task spawned on the runtime.
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+/// A client with its connection task spawned on the runtime (TLS and password when secured).
+async fn connect(
+    url: &str,
+    secured: Option<&Secured>,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut cfg: tokio_postgres::Config = url.parse()?;
+    let Some(s) = secured else {
+        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        return Ok(client);
+    };
+    cfg.password(&s.password)
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(s.client_tls());
+    let (client, conn) = cfg.connect(tls).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -215,8 +320,15 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Er
 }
 
 /// `SELECT 1` answers within 2 s.
-async fn answers(url: &str) -> bool {
-    let fut = async { connect(url).await.ok()?.simple_query("SELECT 1").await.ok() };
+async fn answers(url: &str, secured: Option<&Secured>) -> bool {
+    let fut = async {
+        connect(url, secured)
+            .await
+            .ok()?
+            .simple_query("SELECT 1")
+            .await
+            .ok()
+    };
     matches!(
         tokio::time::timeout(Duration::from_secs(2), fut).await,
         Ok(Some(_))
