@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::members::{Credentials, EtcdOptions};
-use crate::secret::{Secret, SecretError};
+use quota_shared::secret::{Secret, SecretError};
 
 /// Where etcd is and who this process is to it.
 #[derive(Debug, Clone, clap::Args)]

@@ -26,4 +26,5 @@ mod secret;
 
 pub use args::EtcdArgs;
 pub use members::{ConnectError, Connected, Credentials, EtcdOptions, Members};
-pub use secret::{Secret, SecretError};
+pub use quota_shared::secret::{Secret, SecretError};
+pub use secret::ensure_secret_file;

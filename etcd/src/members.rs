@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
 
-use crate::secret::Secret;
+use quota_shared::secret::Secret;
 
 /// How long to wait for a member, and how the connection is kept alive.
 #[derive(Debug, Clone)]

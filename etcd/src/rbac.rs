@@ -375,7 +375,7 @@ pub enum BootstrapError {
     Region(String),
     /// A credentials file could not be read or created.
     #[error(transparent)]
-    Secret(#[from] crate::secret::SecretError),
+    Secret(#[from] quota_shared::secret::SecretError),
     /// etcd refused or could not be reached.
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
@@ -401,16 +401,16 @@ pub async fn bootstrap(
         quota_shared::model::validate_region_name(r)
             .map_err(|e| BootstrapError::Region(format!("{r}: {e}")))?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| crate::secret::SecretError::Write {
+    std::fs::create_dir_all(dir).map_err(|e| quota_shared::secret::SecretError::Write {
         path: dir.display().to_string(),
         source: e,
     })?;
-    let root = crate::secret::Secret::ensure_file(&password_file(dir, ROOT_USER))?;
-    let coordinator = crate::secret::Secret::ensure_file(&password_file(dir, COORDINATOR_USER))?;
+    let root = crate::secret::ensure_secret_file(&password_file(dir, ROOT_USER))?;
+    let coordinator = crate::secret::ensure_secret_file(&password_file(dir, COORDINATOR_USER))?;
     let mut region_users = Vec::new();
     for r in regions {
         let user = region_user(r);
-        let password = crate::secret::Secret::ensure_file(&password_file(dir, &user))?;
+        let password = crate::secret::ensure_secret_file(&password_file(dir, &user))?;
         region_users.push((user, password));
     }
     let opts = crate::members::EtcdOptions {

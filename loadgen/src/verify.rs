@@ -71,9 +71,8 @@ pub(crate) async fn check_region(
 ) -> Result<RegionBooks, String> {
     let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     if let Some(file) = auth.password_files.get(region) {
-        let raw = std::fs::read_to_string(file)
-            .map_err(|e| format!("reading {}: {e}", file.display()))?;
-        cfg.password(raw.lines().next().unwrap_or(""));
+        let password = quota_shared::secret::Secret::from_file(file).map_err(|e| e.to_string())?;
+        cfg.password(password.expose());
     }
     let client = match &auth.ca_file {
         None => {

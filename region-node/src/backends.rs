@@ -77,20 +77,14 @@ pub(crate) enum BackendError {
     NoCertificate(String),
 }
 
-/// Reads a secret file's first line (trailing newline dropped); an empty one is an error.
+/// Reads a password file (its first line; an empty one is an error).
 pub(crate) fn read_secret(path: &Path) -> Result<String, BackendError> {
-    let raw = std::fs::read_to_string(path).map_err(|e| BackendError::File {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let line = raw.lines().next().unwrap_or("").trim_end_matches('\r');
-    if line.is_empty() {
-        return Err(BackendError::File {
+    quota_shared::secret::Secret::from_file(path)
+        .map(|s| s.expose().to_string())
+        .map_err(|e| BackendError::File {
             path: path.display().to_string(),
-            reason: "empty".into(),
-        });
-    }
-    Ok(line.to_string())
+            reason: e.to_string(),
+        })
 }
 
 /// Reads a PEM file.

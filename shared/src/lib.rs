@@ -40,6 +40,7 @@ pub mod quality;
 pub mod reconcile;
 pub mod region_steps;
 pub mod round;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 pub mod wire;

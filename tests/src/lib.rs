@@ -57,6 +57,6 @@ pub use crate::sale::{
     Sale, Truth,
 };
 pub use crate::services::{Etcd, EtcdMember, Postgres, Redis, Secured};
-pub use crate::spawn::{child_pids, pid_alive, CmdSpec};
+pub use crate::spawn::{child_pids, pid_alive, refused_to_start, CmdSpec};
 pub use crate::tls::{ServerCert, TestCa};
 pub use crate::wait::wait_for;

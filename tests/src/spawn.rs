@@ -160,3 +160,33 @@ pub(crate) fn send_signal(pid: u32, sig: libc::c_int) {
         libc::kill(pid as libc::pid_t, sig);
     }
 }
+
+/// Runs `program args…` from the project's binaries, expecting it to refuse its settings and
+/// exit at once (before reaching for any backend: a test gives it URLs that lead nowhere);
+/// returns whether it exited 0 and its stderr. Panics if it is still running after 30 s — it
+/// accepted the settings and started.
+pub fn refused_to_start(program: &str, args: &[&str]) -> (bool, String) {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(crate::paths::bin_path(program))
+        .args(args)
+        .env_remove("QUOTA_CONFIG")
+        .env_remove("QUOTA_ADMIN_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the binary");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("poll the child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{program} {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("its output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

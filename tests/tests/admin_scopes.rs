@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use quota_tests::{bin_path, http, http_ok, test_dir, Cluster, CmdSpec, Proc, Sale, READY_TIMEOUT};
+use quota_tests::{
+    bin_path, http, http_ok, refused_to_start, test_dir, Cluster, CmdSpec, Proc, Sale,
+    READY_TIMEOUT,
+};
 use serde_json::{json, Value};
 
 const P: i64 = 1001;
@@ -447,32 +450,6 @@ async fn the_operator_token_can_come_from_a_file() {
     let log = std::fs::read_to_string(c.dir.path().join("coordinator-file.log")).unwrap();
     assert!(!log.contains(&operator), "the log shows the token");
     proc.kill9();
-}
-
-/// Runs `program args…` (a server that refuses its settings exits at once, before reaching
-/// for any backend: the URLs here lead nowhere); its exit status and stderr.
-fn refused_to_start(program: &str, args: &[&str]) -> (bool, String) {
-    let mut child = Command::new(bin_path(program))
-        .args(args)
-        .env_remove("QUOTA_CONFIG")
-        .env_remove("QUOTA_ADMIN_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("{program} {args:?} started instead of refusing");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Token files that are missing, empty, too short or shared by two scopes stop the

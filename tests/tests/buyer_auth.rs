@@ -9,9 +9,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use quota_tests::{bin_path, http, redis_stock, test_dir, truth, Cluster, Sale};
+use quota_tests::{http, redis_stock, refused_to_start, test_dir, truth, Cluster, Sale};
 use serde_json::{json, Value};
 
 const P: i64 = 1001;
@@ -581,38 +580,23 @@ fn unsafe_buyer_token_settings_refuse_to_start() {
         ),
     ];
     for (what, extra, says) in cases {
-        let mut child = Command::new(bin_path("region-node"))
-            .args([
-                "serve",
-                "--region",
-                "east",
-                "--listen",
-                "127.0.0.1:0",
-                "--redis-url",
-                "redis://127.0.0.1:1/",
-                "--pg-url",
-                "postgres://quota@127.0.0.1:1/quota",
-                "--etcd-endpoints",
-                "http://127.0.0.1:1",
-            ])
-            .args(&extra)
-            .env_remove("QUOTA_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut args = vec![
+            "serve",
+            "--region",
+            "east",
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            "redis://127.0.0.1:1/",
+            "--pg-url",
+            "postgres://quota@127.0.0.1:1/quota",
+            "--etcd-endpoints",
+            "http://127.0.0.1:1",
+        ];
+        args.extend(extra.iter().map(String::as_str));
         // Bounded: a node that accepted the settings would wait for its backends for ever.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                child.kill().unwrap();
-                panic!("{what}: the node started instead of refusing");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{what}: exit 0");
+        let (ok, stderr) = refused_to_start("region-node", &args);
+        assert!(!ok, "{what}: exit 0");
         assert!(stderr.contains(says), "{what}: {stderr}");
         assert!(
             !stderr.contains("a-secret-that-is-long-enough"),
