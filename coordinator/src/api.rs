@@ -1,4 +1,6 @@
-//! The admin HTTP API (`/v1/admin/…`, bearer-token authenticated) plus health endpoints.
+//! The admin HTTP API (`/v1/admin/…`, bearer-token authenticated) plus health endpoints and
+//! `/metrics` (Prometheus text, no token: see [`crate::metrics`]). Every answered request is
+//! logged once ([`request_log`]: method, path without its query, status, latency).
 //!
 //! Any instance answers reads. Writes must be made by the leader (its fence guards every ledger
 //! write), so a standby forwards them to the leader's advertised URL and relays the answer.
@@ -48,6 +50,8 @@ pub struct ApiState {
     pub tokens: AdminTokens,
     /// Client used to forward writes to the leader.
     pub http: reqwest::Client,
+    /// The Prometheus recorder's handle `/metrics` renders ([`crate::install_metrics`]).
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// Every route of the admin API, health endpoints, and JSON error answers for the rest.
@@ -83,13 +87,31 @@ pub fn router(st: Arc<ApiState>) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(|| async { CoordError::NotFound })
         .method_not_allowed_fallback(|| async { CoordError::MethodNotAllowed })
         // Outermost on every route and fallback alike: nothing under /v1/admin/ runs (or is
         // even told apart from a missing route) before the token's scope is checked.
         .layer(middleware::from_fn_with_state(Arc::clone(&st), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        // Outside the token check: refused requests are logged too.
+        .layer(middleware::from_fn(request_log))
         .with_state(st)
+}
+
+/// The request log: one line per answered request ([`quota_shared::telemetry::log_request`]).
+async fn request_log(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    quota_shared::telemetry::log_request(
+        method.as_str(),
+        &path,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    resp
 }
 
 /// The scope a request needs, from its method and path alone: `None` for everything outside
@@ -346,6 +368,14 @@ async fn audit(
     Ok(Json(st.escrow.audit(id).await?))
 }
 
+/// `GET /metrics`: Prometheus text, the ledger read from etcd now.
+async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&st.escrow, &st.metrics).await,
+    )
+}
+
 async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
     let leader = st.escrow.store.is_leader();
     match st.escrow.store.ping().await {
@@ -403,6 +433,7 @@ mod tests {
             (Method::GET, "/v1/admin", Some(Auditor)),
             (Method::GET, "/healthz", None),
             (Method::GET, "/readyz", None),
+            (Method::GET, "/metrics", None),
             (Method::GET, "/v1/administrator", None),
             (Method::GET, "/", None),
         ];

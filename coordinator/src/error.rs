@@ -53,6 +53,7 @@ pub enum CoordError {
 
 impl From<etcd_client::Error> for CoordError {
     fn from(e: etcd_client::Error) -> Self {
+        crate::metrics::etcd_error();
         CoordError::Unavailable(format!("etcd: {e}"))
     }
 }

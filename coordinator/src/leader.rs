@@ -55,6 +55,7 @@ impl Leader {
         loop {
             let r = self.term(&shutdown).await;
             self.escrow.store.set_fence(None);
+            crate::metrics::leading(None);
             match r {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, "leadership term ended"),
@@ -116,6 +117,7 @@ impl Leader {
             key: key.key().to_vec(),
             rev: key.rev(),
         }));
+        crate::metrics::leading(Some(key.rev()));
         tracing::info!(id = %self.value.id, "leading");
 
         let mut tick = tokio::time::interval(self.period);
@@ -125,6 +127,7 @@ impl Leader {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     self.escrow.store.set_fence(None);
+                    crate::metrics::leading(None);
                     let _ = c.resign(Some(etcd_client::ResignOptions::new().with_leader(key))).await;
                     let _ = c.lease_revoke(lease).await;
                     return Ok(());
@@ -153,9 +156,12 @@ impl Leader {
         }
     }
 
-    /// One product's round; only a lost leadership ends the term.
+    /// One product's round (timed and counted); only a lost leadership ends the term.
     async fn round(&self, id: i64) -> Result<(), CoordError> {
-        match self.escrow.round(id).await {
+        let started = std::time::Instant::now();
+        let done = self.escrow.round(id).await;
+        crate::metrics::round(started.elapsed(), done.is_ok());
+        match done {
             Ok(_) => Ok(()),
             Err(CoordError::NotLeader) => Err(CoordError::NotLeader),
             Err(e) => {

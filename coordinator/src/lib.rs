@@ -19,6 +19,8 @@
 //!   sent.
 //! * `error` — [`CoordError`] and its HTTP mapping.
 //! * `config` — the `coordinator` command line.
+//! * `metrics` — the Prometheus metrics `GET /metrics` serves (leadership, rounds, moves, etcd
+//!   errors, audits, and the ledger read from etcd when scraped).
 
 mod api;
 mod audit;
@@ -28,6 +30,7 @@ mod error;
 mod escrow;
 mod leader;
 mod lifecycle;
+mod metrics;
 mod operation;
 mod rebalance;
 mod snapshot;
@@ -39,5 +42,6 @@ pub use config::{Cli, Command, ServeConfig, SetupEtcdAuthConfig};
 pub use error::CoordError;
 pub use escrow::Escrow;
 pub use leader::Leader;
+pub use metrics::install as install_metrics;
 pub use snapshot::LedgerSnapshot;
 pub use store::{Fence, LeaderValue, Store};

@@ -7,14 +7,15 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use coordinator::{
-    router, ApiState, Cli, Command, Escrow, Leader, LeaderValue, SetupEtcdAuthConfig, Store,
+    install_metrics, router, ApiState, Cli, Command, Escrow, Leader, LeaderValue,
+    SetupEtcdAuthConfig, Store,
 };
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     quota_shared::config::load_config_from_args(&args)?;
     let cli = Cli::parse();
-    quota_shared::telemetry::init("info");
+    quota_shared::telemetry::init_as("info", cli.log_format);
     let cfg = match cli.command {
         Command::Serve(cfg) => *cfg,
         Command::SetupEtcdAuth(setup) => return setup_etcd_auth(&setup),
@@ -24,6 +25,7 @@ fn main() -> anyhow::Result<()> {
         Ok(t) => t,
         Err(e) => bail!("{e}"),
     };
+    let metrics = install_metrics();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let shutdown = quota_shared::shutdown::on_signal();
@@ -66,6 +68,7 @@ fn main() -> anyhow::Result<()> {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .context("http client")?,
+            metrics,
         });
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await

@@ -12,6 +12,8 @@ use quota_shared::policy::PolicyKind;
 use quota_shared::wire::IdempotencyKey;
 use rust_decimal::Decimal;
 
+use crate::output::Format;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "quotactl",
@@ -20,9 +22,17 @@ use rust_decimal::Decimal;
     about = "Operate flash sales: products, quotas, regions, audits"
 )]
 pub(crate) struct Cli {
-    /// Coordinator admin API base URL (any instance).
-    #[arg(long, env = "COORDINATOR_URL", global = true)]
+    /// Coordinator admin API base URLs, comma-separated (any instances: each serves reads and
+    /// forwards changes to the leader). A request that finds one unreachable or between
+    /// leaders (503) goes to the next. Default: $COORDINATOR_URLS, else $COORDINATOR_URL, else
+    /// the same from the cluster env file.
+    #[arg(long, global = true, value_name = "URL[,URL...]")]
     pub(crate) url: Option<String>,
+    /// Seconds to wait for one instance's answer before trying the next (connecting gives up
+    /// after at most 3).
+    #[arg(long, global = true, default_value_t = 10, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub(crate) timeout: u64,
     /// Admin bearer token (prefer --token-file: a flag's value shows in `ps`).
     #[arg(long, env = "ADMIN_TOKEN", global = true, hide_env_values = true)]
     pub(crate) token: Option<AdminToken>,
@@ -30,16 +40,19 @@ pub(crate) struct Cli {
     /// read-only use. Given on the command line it beats an ADMIN_TOKEN from the environment.
     #[arg(long, env = "QUOTA_ADMIN_TOKEN_FILE", global = true)]
     pub(crate) token_file: Option<PathBuf>,
-    /// Env file to read COORDINATOR_URL and ADMIN_TOKEN (or ADMIN_TOKEN_FILE) from when not
-    /// set.
+    /// Env file to read COORDINATOR_URLS (or COORDINATOR_URL) and ADMIN_TOKEN (or
+    /// ADMIN_TOKEN_FILE) from when not set.
     #[arg(long, global = true, default_value = "target/cluster/cluster.env")]
     pub(crate) cluster_env: PathBuf,
     /// CA certificate (PEM) of the coordinator's HTTPS certificate, trusted besides the
     /// system's roots (for an `https://` URL signed by a private CA).
     #[arg(long, env = "QUOTA_CACERT", global = true)]
     pub(crate) cacert: Option<PathBuf>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    /// Output: table, wide (tables with every column) or json (the API's JSON).
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub(crate) output: Format,
+    /// Same as -o json.
+    #[arg(long, global = true, conflicts_with = "output")]
     pub(crate) json: bool,
     /// Name this change so that running it again changes nothing (default: a fresh key,
     /// printed if the answer is lost). Reuse the printed key to rerun a change that timed out.
@@ -47,6 +60,17 @@ pub(crate) struct Cli {
     pub(crate) idempotency_key: Option<IdempotencyKey>,
     #[command(subcommand)]
     pub(crate) command: Cmd,
+}
+
+impl Cli {
+    /// The output format: `--json` is `-o json`.
+    pub(crate) fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.output
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +108,12 @@ pub(crate) enum Cmd {
         /// per audit; stop at the first that fails, with its exit status.
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         watch: Option<u64>,
+    },
+    /// Print a shell completion script, e.g. `quotactl completion bash >
+    /// /etc/bash_completion.d/quotactl` or `source <(quotactl completion zsh)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -296,6 +326,34 @@ pub(crate) fn pick_token(
     }
 }
 
+/// Which coordinator URLs to use, most explicit first: `--url`; else the environment; else
+/// the cluster env file. Within the environment (and likewise within the file)
+/// `COORDINATOR_URLS` is taken, else `COORDINATOR_URL` — but a `COORDINATOR_URL` that is not
+/// in `COORDINATOR_URLS` wins: it was set on purpose to reach one particular instance
+/// (`cluster.env` sets both, the single one being the list's first). `None`: none anywhere.
+pub(crate) fn pick_urls(
+    flag: Option<&str>,
+    env: &BTreeMap<String, String>,
+    cluster_env: &BTreeMap<String, String>,
+) -> Option<String> {
+    let level = |vars: &BTreeMap<String, String>| {
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let norm = |u: &str| u.trim().trim_end_matches('/').to_string();
+        match (get("COORDINATOR_URLS"), get("COORDINATOR_URL")) {
+            (Some(list), Some(one)) if !list.split(',').any(|u| norm(u) == norm(&one)) => Some(one),
+            (Some(list), _) => Some(list),
+            (None, one) => one,
+        }
+    };
+    flag.map(str::to_string)
+        .or_else(|| level(env))
+        .or_else(|| level(cluster_env))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -387,6 +445,76 @@ mod tests {
         for f in [file, short] {
             std::fs::remove_file(f).unwrap();
         }
+    }
+
+    #[test]
+    fn the_most_explicit_url_setting_wins() {
+        let vars = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect()
+        };
+        let none = vars(&[]);
+        // What cluster.sh writes: both, the single one the list's first.
+        let cluster = vars(&[
+            ("COORDINATOR_URL", "http://a:1"),
+            ("COORDINATOR_URLS", "http://a:1,http://b:2"),
+        ]);
+        let list = Some("http://a:1,http://b:2".to_string());
+        assert_eq!(
+            pick_urls(None, &cluster, &none),
+            list,
+            "sourced cluster.env"
+        );
+        assert_eq!(pick_urls(None, &none, &cluster), list, "read from the file");
+        assert_eq!(
+            pick_urls(Some("http://c:3,http://d:4"), &cluster, &cluster).as_deref(),
+            Some("http://c:3,http://d:4"),
+            "the flag beats everything"
+        );
+        let single = vars(&[("COORDINATOR_URL", "http://c:3")]);
+        assert_eq!(
+            pick_urls(None, &single, &cluster).as_deref(),
+            Some("http://c:3"),
+            "the environment beats the file"
+        );
+        // One instance named on purpose beside a list that does not hold it.
+        let mut both = cluster.clone();
+        both.insert("COORDINATOR_URL".into(), "http://c:3/".into());
+        assert_eq!(
+            pick_urls(None, &both, &none).as_deref(),
+            Some("http://c:3/")
+        );
+        both.insert("COORDINATOR_URL".into(), "http://b:2/".into());
+        assert_eq!(pick_urls(None, &both, &none), list, "in the list: the list");
+        let only_list = vars(&[("COORDINATOR_URLS", "http://b:2"), ("COORDINATOR_URL", "")]);
+        assert_eq!(
+            pick_urls(None, &only_list, &none).as_deref(),
+            Some("http://b:2")
+        );
+        assert_eq!(pick_urls(None, &none, &none), None);
+    }
+
+    #[test]
+    fn json_is_an_alias_of_o_json_and_o_takes_three_formats() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["quotactl"], args].concat());
+        let format = |args: &[&str]| {
+            let cli = parse(args).unwrap();
+            (cli.output, cli.json)
+        };
+        assert_eq!(format(&["status"]), (Format::Table, false));
+        assert_eq!(format(&["status", "-o", "wide"]), (Format::Wide, false));
+        assert_eq!(format(&["-o", "json", "status"]), (Format::Json, false));
+        assert_eq!(
+            format(&["status", "--output=table"]),
+            (Format::Table, false)
+        );
+        assert_eq!(format(&["status", "--json"]), (Format::Table, true));
+        assert!(parse(&["status", "-o", "yaml"]).is_err());
+        assert!(parse(&["status", "--json", "-o", "wide"]).is_err());
+        assert!(parse(&["completion", "bash"]).is_ok());
+        assert!(parse(&["completion", "tcsh"]).is_err());
     }
 
     #[test]

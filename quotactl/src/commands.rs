@@ -4,19 +4,21 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::CommandFactory;
 use quota_shared::wire::{
     AuditReport, CreateProduct, Drain, HomeRegions, Restock, SetPolicy, SetSplit,
 };
 use quotactl::{AdminClient, ClientError};
 
 use crate::args::{Cli, Cmd, ProductCmd, QuotaCmd, RegionCmd};
-use crate::output::{emit, print_audit, print_product, print_regions, print_round, print_status};
+use crate::output::{self, emit, Format};
 
 /// Runs `cli.command`: success, 1 when the audit fails, 2 when the audit could not read a
 /// region; a refused or failed request is the error.
 pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, ClientError> {
-    let json = cli.json;
+    let format = cli.format();
     match cli.command {
+        Cmd::Completion { shell } => completion(shell),
         Cmd::Product(ProductCmd::Create {
             id,
             name,
@@ -43,59 +45,49 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
                 policy,
                 home_regions: home_regions.map(|l| l.0),
             };
-            emit(json, &client.create_product(&req).await?, print_product);
+            emit(format, &client.create_product(&req).await?, output::product);
         }
-        Cmd::Product(ProductCmd::List) => {
-            let ps = client.products().await?;
-            emit(json, &ps, |ps| {
-                println!(
-                    "{:<10} {:<24} {:>10} {:>10} {:>8}",
-                    "ID", "NAME", "TOTAL", "POOL", "POLICY"
-                );
-                for p in ps {
-                    println!(
-                        "{:<10} {:<24} {:>10} {:>10} {:>8}",
-                        p.spec.product_id,
-                        p.spec.name,
-                        p.total,
-                        p.pool,
-                        p.policy.to_string()
-                    );
-                }
-            });
-        }
+        Cmd::Product(ProductCmd::List) => emit(format, &client.products().await?, |ps, wide| {
+            output::products(ps, wide)
+        }),
         Cmd::Product(ProductCmd::Show { id }) => {
-            emit(json, &client.product(id).await?, print_product);
+            emit(format, &client.product(id).await?, output::product);
         }
         Cmd::Product(ProductCmd::Restock { id, units }) => emit(
-            json,
+            format,
             &client.restock(id, &Restock { units }).await?,
-            print_product,
+            output::product,
         ),
-        Cmd::Product(ProductCmd::End { id }) => emit(json, &client.end(id).await?, print_product),
+        Cmd::Product(ProductCmd::End { id }) => {
+            emit(format, &client.end(id).await?, output::product);
+        }
         Cmd::Quota(QuotaCmd::Set { id, split }) => emit(
-            json,
+            format,
             &client.set_split(id, &SetSplit { split }).await?,
-            print_round,
+            output::round,
         ),
         Cmd::Quota(QuotaCmd::Policy { id, policy }) => emit(
-            json,
+            format,
             &client.set_policy(id, &SetPolicy { policy }).await?,
-            print_product,
+            output::product,
         ),
-        Cmd::Rebalance { id } => emit(json, &client.rebalance(id).await?, print_round),
-        Cmd::Region(RegionCmd::List) => emit(json, &client.regions().await?, |r| print_regions(r)),
+        Cmd::Rebalance { id } => emit(format, &client.rebalance(id).await?, output::round),
+        Cmd::Region(RegionCmd::List) => {
+            emit(format, &client.regions().await?, |r, wide| {
+                output::regions(r, wide)
+            });
+        }
         Cmd::Region(RegionCmd::Drain { region, stop }) => {
             let v = client.drain(&region, &Drain { on: !stop }).await?;
-            emit(json, &v, |_| {
-                println!(
-                    "region {region}: {}",
+            emit(format, &v, |_, _| {
+                format!(
+                    "region {region}: {}\n",
                     if stop {
                         "drain stopped"
                     } else {
                         "draining (its unsold quota returns to the pool)"
                     }
-                );
+                )
             });
         }
         Cmd::Region(RegionCmd::Homes { set }) => {
@@ -106,24 +98,24 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
                 }
                 None => client.home_regions().await?,
             };
-            emit(json, &homes, |h| {
+            emit(format, &homes, |h, _| {
                 if h.regions.is_empty() {
-                    println!("home regions: none (the per-user limit holds per region)");
+                    "home regions: none (the per-user limit holds per region)\n".into()
                 } else {
-                    println!("home regions: {}", h.regions.join(", "));
+                    format!("home regions: {}\n", h.regions.join(", "))
                 }
             });
         }
-        Cmd::Status { id } => emit(json, &client.status(id).await?, print_status),
+        Cmd::Status { id } => emit(format, &client.status(id).await?, output::status),
         Cmd::Audit { id, watch: None } => {
             let a = client.audit(id).await?;
-            emit(json, &a, print_audit);
+            emit(format, &a, output::audit);
             return Ok(audit_exit(&a));
         }
         Cmd::Audit {
             id,
             watch: Some(secs),
-        } => return watch_audits(&client, id, json, Duration::from_secs(secs)).await,
+        } => return watch_audits(&client, id, format, Duration::from_secs(secs)).await,
     }
     if client.replayed() {
         eprintln!(
@@ -132,6 +124,14 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the completion script of `shell` for `quotactl` (a closed pipe, e.g. `| head`, just
+/// ends the output).
+pub(crate) fn completion(shell: clap_complete::Shell) {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "quotactl", &mut script);
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
 }
 
 /// 0 when the audit holds, 2 when a region could not be read, 1 when the books do not balance.
@@ -153,7 +153,7 @@ fn audit_exit(a: &AuditReport) -> ExitCode {
 async fn watch_audits(
     client: &AdminClient,
     id: Option<i64>,
-    json: bool,
+    format: Format,
     span: Duration,
 ) -> Result<ExitCode, ClientError> {
     let started = Instant::now();
@@ -177,7 +177,7 @@ async fn watch_audits(
             Err(e) => return Err(e),
         };
         n += 1;
-        if json {
+        if format == Format::Json {
             println!("{}", serde_json::to_string(&a).expect("serialisable"));
         } else if a.ok {
             let sold: i64 = a.products.iter().map(|p| p.sold).sum();
@@ -188,14 +188,14 @@ async fn watch_audits(
             );
         }
         if !a.ok {
-            if !json {
-                print_audit(&a);
+            if format != Format::Json {
+                print!("{}", output::audit(&a, format == Format::Wide));
             }
             return Ok(audit_exit(&a));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    if !json {
+    if format != Format::Json {
         println!(
             "{n} audits ok, {inconclusive} inconclusive in {:.0} s",
             span.as_secs_f64()

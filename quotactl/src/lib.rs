@@ -3,5 +3,7 @@
 //! coordinator with it without linking the coordinator (or etcd-client, or protoc).
 
 mod client;
+mod failover;
 
-pub use client::{AdminClient, ClientError};
+pub use client::{AdminClient, ClientError, Tried};
+pub use failover::Endpoints;

@@ -1,17 +1,158 @@
-//! Human output: one table printer per answer, and [`emit`], which prints JSON instead when
-//! asked.
+//! Human output: one [`Table`] renderer that sizes every column to its content, one renderer
+//! per answer built on it, and [`emit`], which prints the answer as `-o` asks (`table`,
+//! `wide`: the less important columns too, `json`: the API's JSON unchanged).
 
+use std::fmt::Write as _;
+
+use chrono::SecondsFormat;
+use clap::ValueEnum;
 use quota_shared::policy::Move;
 use quota_shared::wire::{AuditReport, ProductView, RegionView, RoundView, StatusView};
 
+use self::Align::{Left, Right};
+
+/// How to print an answer (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum Format {
+    /// Human tables.
+    #[default]
+    Table,
+    /// Human tables with every column (e.g. region URLs, report ages, prices).
+    Wide,
+    /// The API's JSON, pretty-printed (what scripts and tests parse).
+    Json,
+}
+
+/// How a column's cells line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    /// Text: left.
+    Left,
+    /// Numbers: right.
+    Right,
+}
+
+/// One column: its header, alignment and whether only `-o wide` shows it.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    head: &'static str,
+    align: Align,
+    wide_only: bool,
+}
+
+/// A table whose columns are as wide as their widest cell (header included): nothing is cut,
+/// and a long name only pushes the columns after it to the right, in every row alike.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    columns: Vec<Column>,
+    rows: Vec<Vec<String>>,
+    indent: usize,
+}
+
+/// Blanks between two columns.
+const GAP: usize = 2;
+
+impl Table {
+    /// A table with these columns (`(header, alignment)`), all shown in every format.
+    pub(crate) fn new(columns: &[(&'static str, Align)]) -> Table {
+        Table {
+            columns: columns
+                .iter()
+                .map(|&(head, align)| Column {
+                    head,
+                    align,
+                    wide_only: false,
+                })
+                .collect(),
+            rows: Vec::new(),
+            indent: 0,
+        }
+    }
+
+    /// Adds columns only `-o wide` shows (after the others; a row gives their cells last).
+    #[must_use]
+    pub(crate) fn wide(mut self, columns: &[(&'static str, Align)]) -> Table {
+        self.columns
+            .extend(columns.iter().map(|&(head, align)| Column {
+                head,
+                align,
+                wide_only: true,
+            }));
+        self
+    }
+
+    /// Indents every line by `n` blanks.
+    #[must_use]
+    pub(crate) fn indent(mut self, n: usize) -> Table {
+        self.indent = n;
+        self
+    }
+
+    /// Adds a row: one cell per column, wide-only ones included (missing cells are blank).
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as text, one line per row after the header, each ending in a newline; with
+    /// `wide` false the wide-only columns are left out. No line ends in blanks.
+    pub(crate) fn render(&self, wide: bool) -> String {
+        let shown: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| wide || !self.columns[i].wide_only)
+            .collect();
+        let cell = |row: &[String], i: usize| row.get(i).map_or("", String::as_str).to_string();
+        let header: Vec<String> = self.columns.iter().map(|c| c.head.to_string()).collect();
+        let widths: Vec<usize> = shown
+            .iter()
+            .map(|&i| {
+                std::iter::once(&header)
+                    .chain(&self.rows)
+                    .map(|r| width(&cell(r, i)))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = " ".repeat(self.indent);
+            for (k, &i) in shown.iter().enumerate() {
+                if k > 0 {
+                    line.push_str(&" ".repeat(GAP));
+                }
+                let text = cell(row, i);
+                let pad = " ".repeat(widths[k] - width(&text));
+                match self.columns[i].align {
+                    Left => {
+                        line.push_str(&text);
+                        line.push_str(&pad);
+                    }
+                    Right => {
+                        line.push_str(&pad);
+                        line.push_str(&text);
+                    }
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Columns a text takes on a terminal (one per character: names are short words, and a wide
+/// script only shifts its own row's later columns).
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
 /// A product: spec, window, total and pool, and each region's `G`, `R`, holdings.
-pub(crate) fn print_product(p: &ProductView) {
+pub(crate) fn product(p: &ProductView, _wide: bool) -> String {
     let s = &p.spec;
-    println!(
-        "product {}  {:?}  price {} (list {})  limit {}/user  policy {}",
+    let mut out = format!(
+        "product {}  {:?}  price {} (list {})  limit {}/user  policy {}\n",
         s.product_id, s.name, s.price, s.original_price, s.per_user_limit, p.policy
     );
-    println!(
+    let _ = writeln!(
+        out,
         "window  {} → {}{}",
         s.start_time.to_rfc3339(),
         s.end_time.to_rfc3339(),
@@ -22,62 +163,116 @@ pub(crate) fn print_product(p: &ProductView) {
         }
     );
     if !s.home_regions.is_empty() {
-        println!(
+        let _ = writeln!(
+            out,
             "home regions  {}  (each buyer buys only in one of them)",
             s.home_regions.join(", ")
         );
     }
-    println!("total {}  pool {}", p.total, p.pool);
+    let _ = writeln!(out, "total {}  pool {}", p.total, p.pool);
     if !p.regions.is_empty() {
-        println!(
-            "{:<12} {:>10} {:>10} {:>10}",
-            "REGION", "GRANTED", "RELEASED", "HOLDS"
-        );
+        let mut t = Table::new(&[
+            ("REGION", Left),
+            ("GRANTED", Right),
+            ("RELEASED", Right),
+            ("HOLDS", Right),
+        ]);
         for (r, sh) in &p.regions {
-            println!(
-                "{r:<12} {:>10} {:>10} {:>10}",
-                sh.granted, sh.released, sh.holds
-            );
+            t.row(vec![
+                r.clone(),
+                sh.granted.to_string(),
+                sh.released.to_string(),
+                sh.holds.to_string(),
+            ]);
         }
+        out.push_str(&t.render(false));
     }
+    out
+}
+
+/// Every product, one line each; wide adds price, per-user limit, window, state and home
+/// regions.
+pub(crate) fn products(ps: &[ProductView], wide: bool) -> String {
+    let mut t = Table::new(&[
+        ("ID", Right),
+        ("NAME", Left),
+        ("TOTAL", Right),
+        ("POOL", Right),
+        ("POLICY", Left),
+    ])
+    .wide(&[
+        ("PRICE", Right),
+        ("LIMIT", Right),
+        ("START", Left),
+        ("END", Left),
+        ("ENDED", Left),
+        ("HOME REGIONS", Left),
+    ]);
+    for p in ps {
+        let s = &p.spec;
+        t.row(vec![
+            s.product_id.to_string(),
+            s.name.clone(),
+            p.total.to_string(),
+            p.pool.to_string(),
+            p.policy.to_string(),
+            s.price.to_string(),
+            s.per_user_limit.to_string(),
+            s.start_time.to_rfc3339_opts(SecondsFormat::Secs, true),
+            s.end_time.to_rfc3339_opts(SecondsFormat::Secs, true),
+            yes_no(s.ended).into(),
+            if s.home_regions.is_empty() {
+                "-".into()
+            } else {
+                s.home_regions.join(",")
+            },
+        ]);
+    }
+    t.render(wide)
 }
 
 /// A round's moves, then the product after it.
-pub(crate) fn print_round(r: &RoundView) {
+pub(crate) fn round(r: &RoundView, wide: bool) -> String {
+    let mut out = String::new();
     if r.moves.is_empty() {
-        println!("no moves");
-    }
-    for m in &r.moves {
-        match m {
-            Move::Grant { region, units } => {
-                println!("grant   {units:>8} → {region}");
-            }
-            Move::Release { region, units } => {
-                println!("release {units:>8} ← {region}");
-            }
+        out.push_str("no moves\n");
+    } else {
+        let mut t = Table::new(&[("MOVE", Left), ("UNITS", Right), ("REGION", Left)]);
+        for m in &r.moves {
+            let (what, region, units) = match m {
+                Move::Grant { region, units } => ("grant →", region, units),
+                Move::Release { region, units } => ("release ←", region, units),
+            };
+            t.row(vec![what.into(), units.to_string(), region.clone()]);
         }
+        out.push_str(&t.render(wide));
     }
-    print_product(&r.product);
+    out.push_str(&product(&r.product, wide));
+    out
 }
 
-/// Every region, its liveness and report age.
-pub(crate) fn print_regions(rs: &[RegionView]) {
-    println!(
-        "{:<12} {:<6} {:>9} {:>12}  URL",
-        "REGION", "ALIVE", "PROCESSES", "REPORT AGE"
-    );
+/// Every region, its liveness and processes; wide adds its report age and URL.
+pub(crate) fn regions(rs: &[RegionView], wide: bool) -> String {
+    let mut t = Table::new(&[("REGION", Left), ("ALIVE", Left), ("PROCESSES", Right)])
+        .wide(&[("REPORT AGE", Right), ("URL", Left)]);
     for r in rs {
-        let age = r
-            .last_report_ms
-            .map_or_else(|| "-".into(), |a| format!("{a} ms"));
-        println!(
-            "{:<12} {:<6} {:>9} {:>12}  {}",
-            r.region,
-            if r.alive { "yes" } else { "no" },
-            r.processes,
-            age,
-            r.url
-        );
+        t.row(vec![
+            r.region.clone(),
+            yes_no(r.alive).into(),
+            r.processes.to_string(),
+            r.last_report_ms
+                .map_or_else(|| "-".into(), |a| format!("{a} ms")),
+            r.url.clone(),
+        ]);
+    }
+    t.render(wide)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
     }
 }
 
@@ -86,61 +281,71 @@ fn opt(v: Option<i64>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-/// The leader, then per product and region the ledger next to the region's report.
-pub(crate) fn print_status(s: &StatusView) {
-    println!(
-        "leader: {}",
+/// The leader, then per product and region the ledger next to the region's report; wide adds
+/// each region's holdings (`G − R`) and the product's etcd write count.
+pub(crate) fn status(s: &StatusView, wide: bool) -> String {
+    let mut out = format!(
+        "leader: {}\n",
         s.leader.as_deref().unwrap_or("(none elected)")
     );
     for p in &s.products {
-        println!(
-            "\nproduct {} {:?}  total {}  pool {}  policy {}  {}",
+        let _ = writeln!(
+            out,
+            "\nproduct {} {:?}  total {}  pool {}  policy {}  {}{}",
             p.product_id,
             p.name,
             p.total,
             p.pool,
             p.policy,
-            if p.active { "on sale" } else { "not on sale" }
+            if p.active { "on sale" } else { "not on sale" },
+            if wide {
+                format!("  coordinator writes {}", p.coordinator_writes)
+            } else {
+                String::new()
+            }
         );
-        println!(
-            "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9} {:>6}",
-            "REGION",
-            "GRANTED",
-            "APPLIED",
-            "RELEASED",
-            "SOLD",
-            "AVAILABLE",
-            "IN TRANSIT",
-            "DEMAND/s",
-            "ALIVE"
-        );
+        let mut t = Table::new(&[
+            ("REGION", Left),
+            ("GRANTED", Right),
+            ("APPLIED", Right),
+            ("RELEASED", Right),
+            ("SOLD", Right),
+            ("AVAILABLE", Right),
+            ("IN TRANSIT", Right),
+            ("DEMAND/s", Right),
+            ("ALIVE", Left),
+        ])
+        .wide(&[("HOLDS", Right)]);
         for (r, x) in &p.regions {
-            println!(
-                "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9.1} {:>6}",
-                r,
-                x.granted,
+            t.row(vec![
+                r.clone(),
+                x.granted.to_string(),
                 opt(x.applied),
-                x.released,
+                x.released.to_string(),
                 opt(x.sold),
                 opt(x.available),
                 opt(x.in_transit),
-                x.demand,
+                format!("{:.1}", x.demand),
                 if x.draining {
-                    "drain"
-                } else if x.alive {
-                    "yes"
+                    "drain".into()
                 } else {
-                    "no"
-                }
-            );
+                    yes_no(x.alive).into()
+                },
+                (x.granted - x.released).to_string(),
+            ]);
         }
+        out.push_str(&t.render(wide));
     }
+    out
 }
 
-/// Each product's terms and violations, then the overall verdict.
-pub(crate) fn print_audit(a: &AuditReport) {
+/// Each product's terms and violations, then the overall verdict; wide adds the four
+/// counters the terms are made of (`G`, `g`, `rel`, `R`).
+pub(crate) fn audit(a: &AuditReport, wide: bool) -> String {
+    let mut out = String::new();
     for p in &a.products {
-        println!(
+        let _ = writeln!(
+            out,
             "product {}: total {} = pool {} + Σ(sold + available + in transit)  [sold {}]  {}",
             p.product_id,
             p.total,
@@ -148,32 +353,46 @@ pub(crate) fn print_audit(a: &AuditReport) {
             p.sold,
             if p.ok { "OK" } else { "FAILED" }
         );
-        println!(
-            "  {:<10} {:>6} {:>9} {:>9} {:>10} {:>6} {:>6} {:>7} {:>6}",
-            "REGION", "SOLD", "AVAILABLE", "G-g", "rel-R", "ORDERS", "UNITS", "REDIS", "DRIFT"
-        );
+        let mut t = Table::new(&[
+            ("REGION", Left),
+            ("SOLD", Right),
+            ("AVAILABLE", Right),
+            ("G-g", Right),
+            ("rel-R", Right),
+            ("ORDERS", Right),
+            ("UNITS", Right),
+            ("REDIS", Right),
+            ("DRIFT", Right),
+        ])
+        .wide(&[("G", Right), ("g", Right), ("rel", Right), ("R", Right)])
+        .indent(2);
         for (r, x) in &p.regions {
-            println!(
-                "  {:<10} {:>6} {:>9} {:>9} {:>10} {:>6} {:>6} {:>7} {:>6}",
-                r,
-                x.sold,
-                x.available,
-                x.grant_in_transit,
-                x.release_in_transit,
-                x.order_count,
-                x.order_units,
+            t.row(vec![
+                r.clone(),
+                x.sold.to_string(),
+                x.available.to_string(),
+                x.grant_in_transit.to_string(),
+                x.release_in_transit.to_string(),
+                x.order_count.to_string(),
+                x.order_units.to_string(),
                 opt(x.redis_stock),
-                opt(x.redis_drift)
-            );
+                opt(x.redis_drift),
+                x.granted.to_string(),
+                x.applied.to_string(),
+                x.released.to_string(),
+                x.released_published.to_string(),
+            ]);
         }
+        out.push_str(&t.render(wide));
         for v in &p.violations {
-            println!("  VIOLATION: {v}");
+            let _ = writeln!(out, "  VIOLATION: {v}");
         }
         for u in &p.unreadable {
-            println!("  UNREADABLE: {u}");
+            let _ = writeln!(out, "  UNREADABLE: {u}");
         }
     }
-    println!(
+    let _ = writeln!(
+        out,
         "audit: {}",
         if a.ok {
             "ok"
@@ -183,13 +402,117 @@ pub(crate) fn print_audit(a: &AuditReport) {
             "FAILED"
         }
     );
+    out
 }
 
-/// Prints `v` as pretty JSON with `--json`, else as `human` prints it.
-pub(crate) fn emit<T: serde::Serialize>(json: bool, v: &T, human: impl FnOnce(&T)) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
-    } else {
-        human(v);
+/// Prints `v` as `format` asks: pretty JSON, or the text `human` renders (told whether to
+/// show the wide columns).
+pub(crate) fn emit<T: serde::Serialize>(
+    format: Format,
+    v: &T,
+    human: impl FnOnce(&T, bool) -> String,
+) {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(v).expect("serialisable")),
+        Format::Table | Format::Wide => print!("{}", human(v, format == Format::Wide)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where each column of `line` starts and ends, given the header's column starts.
+    fn starts(header: &str) -> Vec<usize> {
+        let b = header.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] != b' ' && (i == 0 || (i >= GAP && b[i - GAP..i] == *b"  ")))
+            .collect()
+    }
+
+    #[test]
+    fn columns_fit_the_longest_cell_and_nothing_is_cut() {
+        let long = "an unusually long product name that no fixed column would hold";
+        let mut t = Table::new(&[("ID", Right), ("NAME", Left), ("TOTAL", Right)]);
+        t.row(vec!["1001".into(), "phone".into(), "10".into()]);
+        t.row(vec!["7".into(), long.into(), "123456".into()]);
+        let text = t.render(false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[0],
+            format!("  ID  NAME{}   TOTAL", " ".repeat(long.len() - 4))
+        );
+        assert!(lines[2].contains(long), "not cut: {text}");
+        // Right-aligned numbers end where their header ends, in every row.
+        let end = lines[0].len();
+        for l in &lines {
+            assert_eq!(l.len(), end, "{text}");
+        }
+        assert!(lines[1].ends_with("      10"));
+        // The name column starts at one place in every row.
+        let at = lines[0].find("NAME").unwrap();
+        assert_eq!(&lines[1][at..at + 5], "phone");
+        assert_eq!(&lines[2][at..at + long.len()], long);
+    }
+
+    #[test]
+    fn wide_columns_show_only_when_asked_and_no_line_ends_in_blanks() {
+        let mut t = Table::new(&[("REGION", Left), ("ALIVE", Left)])
+            .wide(&[("URL", Left)])
+            .indent(2);
+        t.row(vec![
+            "east".into(),
+            "yes".into(),
+            "http://127.0.0.1:1".into(),
+        ]);
+        t.row(vec!["a-much-longer-region".into(), "no".into()]);
+        let narrow = t.render(false);
+        assert!(
+            !narrow.contains("URL") && !narrow.contains("http"),
+            "{narrow}"
+        );
+        let wide = t.render(true);
+        assert!(
+            wide.contains("URL") && wide.contains("http://127.0.0.1:1"),
+            "{wide}"
+        );
+        for text in [&narrow, &wide] {
+            for l in text.lines() {
+                assert!(l.starts_with("  ") && !l.ends_with(' '), "{l:?}");
+            }
+            let cols = starts(text.lines().next().unwrap());
+            for l in text.lines().skip(1) {
+                for &c in &cols {
+                    assert!(
+                        c == 0 || l.len() <= c || l.as_bytes()[c - 1] == b' ',
+                        "column at {c} misaligned in {l:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn regions_and_products_use_the_table_with_wide_extras() {
+        let rs = vec![RegionView {
+            region: "east".into(),
+            url: "http://127.0.0.1:9".into(),
+            alive: true,
+            processes: 2,
+            last_report_ms: Some(120),
+        }];
+        let narrow = regions(&rs, false);
+        assert_eq!(
+            narrow,
+            "REGION  ALIVE  PROCESSES\neast    yes            2\n"
+        );
+        let wide = regions(&rs, true);
+        assert!(
+            wide.contains("REPORT AGE") && wide.contains("120 ms") && wide.contains("URL"),
+            "{wide}"
+        );
+        assert!(products(&[], false).starts_with("ID  NAME  TOTAL  POOL  POLICY\n"));
+        assert!(products(&[], true).contains("HOME REGIONS"));
     }
 }

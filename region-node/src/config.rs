@@ -17,6 +17,9 @@ pub struct Cli {
     /// Config file of NAME=value lines (env var names below); flags and env override it.
     #[arg(long, global = true, env = "QUOTA_CONFIG")]
     pub config: Option<String>,
+    /// Log lines as `text` (for people) or `json` (one object a line, for a log pipeline).
+    #[arg(long, global = true, env = "QUOTA_LOG_FORMAT", default_value = "text")]
+    pub log_format: quota_shared::telemetry::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

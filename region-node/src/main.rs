@@ -8,7 +8,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     quota_shared::config::load_config_from_args(&args)?;
     let cli = Cli::parse();
-    quota_shared::telemetry::init("info");
+    quota_shared::telemetry::init_as("info", cli.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         match cli.command {
@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Serve(cfg) => {
-                let metrics = region_node::install_metrics();
+                let metrics = region_node::install_metrics(&cfg.region);
                 let node = RegionNode::new(*cfg, metrics)?;
                 node.run(quota_shared::shutdown::on_signal()).await?;
                 Ok(())

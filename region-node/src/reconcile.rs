@@ -93,13 +93,10 @@ impl Reconciler {
         };
         let q = locked.row();
         entry.quota_read(q);
-        let p = product_id.to_string();
-        gauge(&p, "available", q.available());
-        gauge(&p, "sold", q.sold);
-        gauge(&p, "granted", q.applied_grant);
+        crate::metrics::stock(product_id, q.available(), q.sold, q.applied_grant);
 
         match self.st.stock.snapshot(product_id).await? {
-            None => self.rebuild(&entry, &locked, q, &p).await?,
+            None => self.rebuild(&entry, &locked, q).await?,
             Some(tickets) => {
                 let committed = if tickets.is_empty() {
                     Vec::new()
@@ -122,12 +119,12 @@ impl Reconciler {
                     }
                     if expired > 0 {
                         tracing::warn!(product_id, expired, "expired abandoned tickets");
-                        metrics::counter!("quota_reconcile_repairs_total", "kind" => "expired")
+                        metrics::counter!("quota_reconcile_expired_tickets_total")
                             .increment(expired.unsigned_abs());
                     }
                     // Redis now reflects every grant this pass read.
                     entry.update(|a| a.reconciled(q.applied_grant, new));
-                    gauge(&p, "redis", new);
+                    crate::metrics::redis_stock(product_id, new);
                 }
             }
         }
@@ -142,7 +139,6 @@ impl Reconciler {
         entry: &ProductEntry,
         locked: &LockedQuota<'_>,
         q: QuotaRow,
-        p: &str,
     ) -> Result<(), ReconcileError> {
         let buyers = locked.buyers().await?;
         let local = entry.in_flight().max(0);
@@ -158,14 +154,8 @@ impl Reconciler {
             metrics::counter!("quota_reconcile_repairs_total", "kind" => "rebuild").increment(1);
             entry.update(|a| a.reconciled(q.applied_grant, stock));
             entry.holding_changed(q.holding());
-            gauge(p, "redis", stock);
+            crate::metrics::redis_stock(product_id, stock);
         }
         Ok(())
     }
-}
-
-/// Sets `quota_stock{product, kind}`.
-fn gauge(product: &str, kind: &'static str, value: i64) {
-    metrics::gauge!("quota_stock", "product" => product.to_string(), "kind" => kind)
-        .set(value as f64);
 }

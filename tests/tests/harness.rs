@@ -50,10 +50,15 @@ async fn three_etcd_members_keep_a_quorum_through_one_kill() {
     // One member down: the other two still commit, and a client on one of them reads it.
     etcd.members[0].kill9();
     let survivor = etcd.members[1].endpoint.clone();
-    let mut client = etcd_client::Client::connect([survivor.as_str()], None)
+    let client = etcd_client::Client::connect([survivor.as_str()], None)
         .await
         .unwrap();
-    client.put("/harness/k", "v2", None).await.unwrap();
+    // If the killed member led, the survivors first elect a new leader (about a second).
+    quota_tests::wait_for("the two survivors to commit", || {
+        let mut client = client.clone();
+        async move { client.put("/harness/k", "v2", None).await.is_ok() }
+    })
+    .await;
 
     // Back on its own data: it catches up with what was committed without it.
     etcd.start_again().await;

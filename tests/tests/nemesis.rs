@@ -1,11 +1,10 @@
 //! Issue 9, the nemesis suite's short run: one fixed seed (4: its draw kills an etcd member,
-//! then the whole store), 20 s of buyers at three regions
-//! on a three-member etcd while faults strike (kills of nodes, Redis, Postgres, the leader and
-//! etcd members; the leader paused
-//! past its lease; a region cut off from etcd; Redis flushed). Every acknowledged order must
-//! be in Postgres exactly once, nothing oversold, every unit sold after healing, no buyer over
-//! the limit, the audit exact, no region left dead. The long run is
-//! `deploy/local/chaos.sh --runs 20`.
+//! then the whole store), 20 s of buyers at three regions on a three-member etcd, with
+//! security on, while faults strike (kills of nodes, Redis, Postgres, the leader and etcd
+//! members; the leader paused past its lease; a region or the leader cut off from etcd;
+//! Redis flushed). Every acknowledged order must be in Postgres exactly once, nothing
+//! oversold, every unit sold after healing, no buyer over the limit, the audit exact, no
+//! region left dead. The long run is `deploy/local/chaos.sh --runs 20`.
 
 use std::time::Duration;
 

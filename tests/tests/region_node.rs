@@ -345,7 +345,7 @@ async fn read_endpoints_and_operability() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("quota_purchase_requests_total{outcome=\"created\"} 1"),
+        metrics.contains("quota_purchase_requests_total{region=\"east\",outcome=\"created\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("quota_purchase_duration_seconds_bucket"));

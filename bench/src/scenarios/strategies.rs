@@ -160,12 +160,14 @@ async fn sold_out(k: &Knobs) -> anyhow::Result<Capacity> {
 }
 
 /// One strategy's capacity: a fresh product of `offered × secs × WINNER_SHARE` units per step.
-async fn variant(k: &Knobs, index: usize, args: &[&str]) -> anyhow::Result<Capacity> {
-    let c = Cluster::builder(&["east"])
+/// `secure`: TLS and passwords to etcd, Postgres and Redis (as every deployment and test);
+/// `false` only for the baseline that measures their cost.
+async fn variant(k: &Knobs, index: usize, args: &[&str], secure: bool) -> anyhow::Result<Capacity> {
+    let builder = Cluster::builder(&["east"])
         .node_args(args)
-        .node_args(&NO_LIMITS)
-        .start()
-        .await;
+        .node_args(&NO_LIMITS);
+    let builder = if secure { builder } else { builder.insecure() };
+    let c = builder.start().await;
     let procs = region_procs(&c);
     let (c, procs) = (&c, &procs);
     search(&k.plan, move |i, rate| async move {
@@ -205,12 +207,26 @@ pub(crate) async fn strategies(quick: bool) -> anyhow::Result<Value> {
     let mut rows = Vec::new();
     for (i, (name, strategy, isolation)) in variants.iter().enumerate() {
         eprintln!("  {name}:");
-        let cap = variant(&k, i, &["--strategy", strategy, "--isolation", isolation]).await?;
+        let cap = variant(
+            &k,
+            i,
+            &["--strategy", strategy, "--isolation", isolation],
+            true,
+        )
+        .await?;
         let mut r = row(name, &cap, bare_cpu);
         r["strategy"] = json!(strategy);
         r["isolation"] = json!(isolation);
         rows.push(r);
     }
+    // The cost of security on the hot path: the default strategy with Postgres and Redis in
+    // plain text and no passwords, beside the same strategy secured (the rows above).
+    eprintln!("  v3-redis without TLS (baseline):");
+    let plain = variant(&k, variants.len(), &["--strategy", "v3"], false).await?;
+    let mut r = row("v3-redis-plaintext", &plain, bare_cpu);
+    r["strategy"] = json!("v3");
+    r["tls"] = json!(false);
+    rows.push(r);
     print_table(&rows, &sold_out_row, &bare_row);
     Ok(json!({
         "scenario": "strategies",

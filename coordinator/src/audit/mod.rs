@@ -36,6 +36,7 @@ impl Escrow {
         };
         for id in self.product_ids(only).await? {
             let product = self.audit_product(id, &urls).await?;
+            crate::metrics::audited(id, product.ok);
             report.ok &= product.ok;
             report.unreadable.extend(product.unreadable.iter().cloned());
             report.products.push(product);

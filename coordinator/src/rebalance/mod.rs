@@ -44,6 +44,7 @@ impl Escrow {
                     return Ok(Attempt::Retry);
                 }
                 tracing::info!(product_id = id, moves = ?kept, "rebalanced");
+                crate::metrics::moved(&kept);
                 Ok(Attempt::Done(kept))
             })
             .await

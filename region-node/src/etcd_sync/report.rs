@@ -45,7 +45,8 @@ pub(super) async fn report(
             .or_insert_with(|| DemandEstimate::new(attempts, now))
             .observe(attempts, now);
         let rate = with_waiting(attempts_rate, entry.waitroom().waiting());
-        metrics::gauge!("quota_demand_per_second", "product" => product_id.to_string()).set(rate);
+        metrics::gauge!("quota_demand_per_second", "product_id" => product_id.to_string())
+            .set(rate);
         let report = RegionReport {
             granted: q.applied_grant,
             released: q.released_locally,

@@ -173,9 +173,9 @@ pub(super) async fn readyz_handler(State(st): State<Arc<AppState>>) -> Response 
 
 pub(super) async fn metrics_handler(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let s = st.db.pool_status();
-    metrics::gauge!("quota_pg_pool_connections", "state" => "size").set(s.size as f64);
-    metrics::gauge!("quota_pg_pool_connections", "state" => "idle").set(s.available as f64);
-    metrics::gauge!("quota_pg_pool_connections", "state" => "max").set(s.max_size as f64);
+    metrics::gauge!("quota_pg_pool_connections").set(s.size as f64);
+    metrics::gauge!("quota_pg_pool_idle_connections").set(s.available as f64);
+    metrics::gauge!("quota_pg_pool_max_connections").set(s.max_size as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -61,6 +61,7 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(buyers))
+        .layer(axum::middleware::from_fn(crate::metrics::request_log))
         .with_state(st)
 }
 

@@ -34,6 +34,7 @@ pub struct ClusterBuilder {
     fault_links: bool,
     etcd_members: usize,
     https: bool,
+    insecure: bool,
 }
 
 impl ClusterBuilder {
@@ -47,7 +48,16 @@ impl ClusterBuilder {
             fault_links: false,
             etcd_members: 1,
             https: false,
+            insecure: false,
         }
+    }
+
+    /// Everything in plain text and without passwords or etcd authentication — only as the
+    /// baseline that measures what security costs (`bench.sh strategies`); every test runs
+    /// secure.
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
     }
 
     /// Coordinators and region nodes serve HTTPS (a certificate from the cluster's CA);
@@ -116,20 +126,28 @@ impl ClusterBuilder {
         // Postgres serve TLS only and want a password; every process is its own etcd user,
         // with only its role's rights.
         let ca = TestCa::new(&d.join("tls"));
-        let ca_ref = &ca;
+        let secure = (!self.insecure).then_some(&ca);
         let stores = join_all(self.regions.iter().map(|r| async move {
             let (redis_name, pg_name) = (format!("redis-{r}"), format!("pg-{r}"));
-            tokio::join!(
-                Redis::start_secured(d, &redis_name, ca_ref),
-                Postgres::start_secured(d, &pg_name, ca_ref)
-            )
+            match secure {
+                Some(ca) => tokio::join!(
+                    Redis::start_secured(d, &redis_name, ca),
+                    Postgres::start_secured(d, &pg_name, ca)
+                ),
+                None => tokio::join!(
+                    Redis::start_named(d, &redis_name),
+                    Postgres::start_named(d, &pg_name)
+                ),
+            }
         }));
         let (mut etcd, stores) = tokio::join!(
-            Etcd::start_members(d, "etcd", self.etcd_members, Some(&ca)),
+            Etcd::start_members(d, "etcd", self.etcd_members, secure),
             stores
         );
         let region_names: Vec<&str> = self.regions.iter().map(String::as_str).collect();
-        etcd.enable_auth(&d.join("etcd-credentials"), &region_names);
+        if !self.insecure {
+            etcd.enable_auth(&d.join("etcd-credentials"), &region_names);
+        }
         let etcd = etcd;
 
         let admin_token = uuid::Uuid::new_v4().simple().to_string();

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::truth::wait_for_redis_stock;
+use super::truth::{redis_stock, wait_for_redis_stock};
 use crate::cluster::Cluster;
 use crate::wait::wait_for;
 
@@ -95,17 +95,26 @@ impl<'a> Sale<'a> {
             "quotactl failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for item in self.split.split(',') {
-            let (region, units) = item.split_once('=').unwrap();
-            let units: i64 = units.parse().unwrap();
-            wait_until_selling(c, region, self.product, units).await;
+        let items: Vec<(&str, i64)> = self
+            .split
+            .split(',')
+            .map(|item| {
+                let (region, units) = item.split_once('=').unwrap();
+                (region, units.parse().unwrap())
+            })
+            .collect();
+        // With units left in the pool the rebalancer may grant more right away: then "at
+        // least its split" is what applied means.
+        let exact = items.iter().map(|(_, u)| u).sum::<i64>() >= self.total;
+        for (region, units) in items {
+            wait_until_selling(c, region, self.product, units, exact).await;
         }
     }
 }
 
 /// Waits until `region` shows `units` available for `product` in its product view and its
-/// Redis admits exactly that many.
-async fn wait_until_selling(c: &Cluster, region: &str, product: i64, units: i64) {
+/// Redis admits that many (exactly, or at least with `exact` false).
+async fn wait_until_selling(c: &Cluster, region: &str, product: i64, units: i64, exact: bool) {
     let url = format!("{}/v1/products/{product}", c.region(region).node.url);
     wait_for(&format!("{region} to apply its grant"), || {
         let url = url.clone();
@@ -114,10 +123,24 @@ async fn wait_until_selling(c: &Cluster, region: &str, product: i64, units: i64)
                 return false;
             };
             let v: Value = r.json().await.unwrap_or(Value::Null);
-            v["available"].as_i64() == Some(units)
+            let available = v["available"].as_i64().unwrap_or(-1);
+            available == units || (!exact && available > units)
         }
     })
     .await;
     // Postgres has the grant; the region sells once Redis admits against it too.
-    wait_for_redis_stock(c, region, product, units).await;
+    if exact {
+        wait_for_redis_stock(c, region, product, units).await;
+    } else {
+        let r = c.redis_conn(region).await;
+        wait_for(&format!("{region}'s Redis stock to reach {units}"), || {
+            let mut r = r.clone();
+            async move {
+                redis_stock(&mut r, product)
+                    .await
+                    .is_some_and(|s| s >= units)
+            }
+        })
+        .await;
+    }
 }
