@@ -88,6 +88,8 @@ pub fn router(st: Arc<ApiState>) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        // The live sale page's shell: no data and no token in it (see `crate::page`).
+        .route("/page/products/{id}", get(crate::page::sale_page))
         .fallback(|| async { CoordError::NotFound })
         .method_not_allowed_fallback(|| async { CoordError::MethodNotAllowed })
         // Outermost on every route and fallback alike: nothing under /v1/admin/ runs (or is
@@ -434,6 +436,7 @@ mod tests {
             (Method::GET, "/healthz", None),
             (Method::GET, "/readyz", None),
             (Method::GET, "/metrics", None),
+            (Method::GET, "/page/products/1001", None),
             (Method::GET, "/v1/administrator", None),
             (Method::GET, "/", None),
         ];

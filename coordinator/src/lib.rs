@@ -19,6 +19,8 @@
 //!   sent.
 //! * `error` — [`CoordError`] and its HTTP mapping.
 //! * `config` — the `coordinator` command line.
+//! * `page` — the live sale page (`GET /page/products/{id}`): an HTML shell without data that
+//!   reads the auditor-scoped status and audit with a token from its URL fragment.
 //! * `metrics` — the Prometheus metrics `GET /metrics` serves (leadership, rounds, moves, etcd
 //!   errors, audits, and the ledger read from etcd when scraped).
 
@@ -32,6 +34,7 @@ mod leader;
 mod lifecycle;
 mod metrics;
 mod operation;
+mod page;
 mod rebalance;
 mod snapshot;
 mod status;

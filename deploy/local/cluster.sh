@@ -92,6 +92,8 @@ cmd_install() {
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-cli)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+    || missing+=(chromium)
   if [[ ${#missing[@]} -eq 0 ]]; then
     log "install: etcd, redis-server, postgres, protoc, curl already present"
     return
@@ -101,7 +103,8 @@ cmd_install() {
   # we leave them alone and never use them (all our ports are random).
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    etcd-server etcd-client redis-server redis-tools postgresql protobuf-compiler curl openssl prometheus
+    etcd-server etcd-client redis-server redis-tools postgresql protobuf-compiler curl openssl prometheus \
+    chromium
 }
 
 # Does a region node's /readyz say its etcd session is up (region registered)?

@@ -96,6 +96,12 @@ pub(crate) enum Cmd {
         /// Only this product.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         id: Option<i64>,
+        /// Redraw every 0.5 s (the screen cleared between, on a terminal; one JSON answer per
+        /// line with -o json) for SECONDS, or until Ctrl-C without them; then exit 0. Put the
+        /// product before the flag: `status 1001 --watch 60`.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1,
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        watch: Option<Option<u64>>,
     },
     /// Conservation audit: total = pool + Σ(sold + available + in transit), every term ≥ 0,
     /// sold = order units, no user over the limit across regions, Redis drift. Exit 0 when it
@@ -515,6 +521,34 @@ mod tests {
         assert!(parse(&["status", "--json", "-o", "wide"]).is_err());
         assert!(parse(&["completion", "bash"]).is_ok());
         assert!(parse(&["completion", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn status_watch_takes_optional_seconds_after_the_product() {
+        let watch = |args: &[&str]| match Cli::try_parse_from([&["quotactl"], args].concat()) {
+            Ok(Cli {
+                command: Cmd::Status { id, watch },
+                ..
+            }) => Ok((id, watch)),
+            Ok(_) => panic!("not status"),
+            Err(e) => Err(e.kind()),
+        };
+        assert_eq!(watch(&["status"]), Ok((None, None)));
+        assert_eq!(watch(&["status", "1001"]), Ok((Some(1001), None)));
+        assert_eq!(
+            watch(&["status", "1001", "--watch"]),
+            Ok((Some(1001), Some(None)))
+        );
+        assert_eq!(
+            watch(&["status", "1001", "--watch", "5"]),
+            Ok((Some(1001), Some(Some(5))))
+        );
+        assert_eq!(
+            watch(&["status", "--watch=5", "1001"]),
+            Ok((Some(1001), Some(Some(5))))
+        );
+        assert!(watch(&["status", "1001", "--watch", "0"]).is_err());
+        assert!(watch(&["status", "1001", "--watch", "soon"]).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Runs one parsed command against the admin API and prints the answer; the exit code says
 //! how it went.
 
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -106,7 +107,13 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
                 }
             });
         }
-        Cmd::Status { id } => emit(format, &client.status(id).await?, output::status),
+        Cmd::Status { id, watch: None } => {
+            emit(format, &client.status(id).await?, output::status);
+        }
+        Cmd::Status {
+            id,
+            watch: Some(secs),
+        } => return watch_status(&client, id, format, secs.map(Duration::from_secs)).await,
         Cmd::Audit { id, watch: None } => {
             let a = client.audit(id).await?;
             emit(format, &a, output::audit);
@@ -204,6 +211,78 @@ async fn watch_audits(
     if n == 0 {
         eprintln!("quotactl: no audit completed during the watch");
         return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How often `status --watch` redraws.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// `status --watch`: the status every [`WATCH_EVERY`] until `span` has passed (or, without
+/// it, for ever) or Ctrl-C, then exit 0. On a terminal each frame replaces the last (clear
+/// screen); piped, frames follow each other, and `-o json` prints one answer per line. An
+/// answer that does not come (an instance down, between leaders: the client already tried the
+/// others) is shown in the frame and the watch goes on, so it outlives a failover; a refusal
+/// (bad token, unknown product) ends it with the error.
+async fn watch_status(
+    client: &AdminClient,
+    id: Option<i64>,
+    format: Format,
+    span: Option<Duration>,
+) -> Result<ExitCode, ClientError> {
+    let clear = format != Format::Json && std::io::stdout().is_terminal();
+    let end = async {
+        match span {
+            Some(s) => tokio::time::sleep(s).await,
+            None => std::future::pending().await,
+        }
+    };
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(end, interrupted);
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut end => break,
+            _ = &mut interrupted => break,
+            _ = tick.tick() => {}
+        }
+        let answer = tokio::select! {
+            () = &mut end => break,
+            _ = &mut interrupted => break,
+            a = client.status(id) => a,
+        };
+        let frame = match (&answer, format) {
+            (Ok(view), Format::Json) => {
+                format!("{}\n", serde_json::to_string(view).expect("serialisable"))
+            }
+            (
+                Err(
+                    ClientError::Forbidden { .. }
+                    | ClientError::Api {
+                        status: 400..=499, ..
+                    },
+                ),
+                _,
+            ) => {
+                return answer.map(|_| ExitCode::SUCCESS);
+            }
+            (Ok(view), _) => output::watch_frame(Ok(view), format == Format::Wide, clear),
+            (Err(e), Format::Json) => {
+                eprintln!("quotactl: {e} (watching on)");
+                continue;
+            }
+            (Err(e), _) => output::watch_frame(Err(&e.to_string()), format == Format::Wide, clear),
+        };
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) ends the watch, as Ctrl-C does.
+        if out
+            .write_all(frame.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            break;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

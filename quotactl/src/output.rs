@@ -418,6 +418,25 @@ pub(crate) fn emit<T: serde::Serialize>(
     }
 }
 
+/// One frame of `status --watch`: a clear-screen first on a terminal (`clear`, else a blank
+/// line between frames), the time and how to stop, then the status table — or, while no
+/// answer comes, why.
+pub(crate) fn watch_frame(answer: Result<&StatusView, &str>, wide: bool, clear: bool) -> String {
+    let mut out = String::from(if clear { "\x1b[H\x1b[2J" } else { "\n" });
+    let _ = writeln!(
+        out,
+        "{}  every 0.5 s, Ctrl-C to stop",
+        chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    );
+    match answer {
+        Ok(view) => out.push_str(&status(view, wide)),
+        Err(why) => {
+            let _ = writeln!(out, "no answer: {why} (trying again)");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,5 +533,26 @@ mod tests {
         );
         assert!(products(&[], false).starts_with("ID  NAME  TOTAL  POOL  POLICY\n"));
         assert!(products(&[], true).contains("HOME REGIONS"));
+    }
+
+    #[test]
+    fn a_watch_frame_clears_only_on_a_terminal_and_says_why_a_frame_is_empty() {
+        let view = StatusView {
+            leader: Some("coordinator-1".into()),
+            products: Vec::new(),
+        };
+        let tty = watch_frame(Ok(&view), false, true);
+        assert!(tty.starts_with("\x1b[H\x1b[2J"), "{tty:?}");
+        assert!(tty.contains("Ctrl-C") && tty.ends_with(&status(&view, false)));
+        let piped = watch_frame(Ok(&view), true, false);
+        assert!(
+            piped.starts_with('\n') && !piped.contains('\x1b'),
+            "{piped:?}"
+        );
+        let down = watch_frame(Err("cannot reach the coordinator"), false, false);
+        assert!(
+            down.contains("no answer: cannot reach the coordinator"),
+            "{down}"
+        );
     }
 }
