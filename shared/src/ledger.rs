@@ -14,11 +14,27 @@ use std::collections::BTreeMap;
 
 use crate::error::Invalid;
 
-/// `pool = total − Σ (G_r − R_r)`. A stale (smaller) `R` only makes the pool look smaller.
+/// The part of region `r`'s published release `claimed` (`R`) the pool may count: at most the
+/// units the coordinator asked it for (`Q`, [`crate::model::Ledger::requested`]) and at most
+/// its grant (`G`). An honest region always has `R ≤ Q` and `R ≤ rel ≤ g ≤ G`, so for it this
+/// is `R` itself; a compromised or corrupted region that claims more gets no credit for the
+/// excess — otherwise one write of its own key would let the coordinator grant the units it
+/// still holds to everyone else (and, since what it claims to hold would stay 0, grant to it
+/// again and again). The audit compares the raw claim and names the region.
+pub fn credited_release(claimed: i64, requested: i64, granted: i64) -> i64 {
+    claimed.min(requested).min(granted)
+}
+
+/// `pool = total − Σ (G_r − min(R_r, G_r))`. A stale (smaller) `R` only makes the pool look
+/// smaller. `R` is the region's own word (it writes `regions/{r}/releases/`), and no honest
+/// region can have given back more than it was granted (`R ≤ rel ≤ g ≤ G`), so an `R` above
+/// `G` — a compromised or corrupted region — counts as `G`: one region's claim can never put
+/// into the pool units that it never held, so it cannot mint stock for the others. (The audit
+/// still sees the raw `R` and names the region: its "release in transit" goes negative.)
 pub fn pool(total: i64, granted: &BTreeMap<String, i64>, released: &BTreeMap<String, i64>) -> i64 {
     let out: i64 = granted
         .iter()
-        .map(|(r, g)| g - released.get(r).copied().unwrap_or(0))
+        .map(|(r, &g)| g - released.get(r).copied().unwrap_or(0).min(g))
         .sum();
     total - out
 }
@@ -194,6 +210,42 @@ mod tests {
     }
     fn regions() -> Vec<String> {
         vec!["east".into(), "south".into(), "north".into()]
+    }
+
+    /// A region publishing more releases than it was ever granted (`R > G`) adds nothing to
+    /// the pool beyond what it held: its claim cannot mint units for the other regions.
+    #[test]
+    fn a_release_above_the_grant_counts_as_the_grant() {
+        let granted = m(&[("east", 100), ("south", 50)]);
+        let honest = pool(1000, &granted, &m(&[("east", 100), ("south", 10)]));
+        assert_eq!(honest, 1000 - 40);
+        let inflated = pool(1000, &granted, &m(&[("east", 1_000_000), ("south", 10)]));
+        assert_eq!(inflated, honest, "east's claim above its grant is clamped");
+        // A release published by a region never granted anything is ignored.
+        assert_eq!(pool(1000, &granted, &m(&[("north", 500)])), 1000 - 150);
+    }
+
+    proptest! {
+        /// Whatever the regions publish, the pool never exceeds the total and equals the pool
+        /// of the same claims each capped at its region's grant.
+        #[test]
+        fn no_published_release_can_grow_the_pool_past_the_grants(
+            grants in proptest::collection::vec(0i64..1_000, 1..5),
+            claims in proptest::collection::vec(-10i64..5_000, 1..5),
+        ) {
+            let names = ["a", "b", "c", "d", "e"];
+            let granted: BTreeMap<String, i64> =
+                grants.iter().enumerate().map(|(i, g)| (names[i].to_string(), *g)).collect();
+            let released: BTreeMap<String, i64> =
+                claims.iter().enumerate().map(|(i, r)| (names[i].to_string(), *r)).collect();
+            let honest: BTreeMap<String, i64> = released
+                .iter()
+                .map(|(r, &v)| (r.clone(), v.min(granted.get(r).copied().unwrap_or(0))))
+                .collect();
+            let total = 10_000;
+            prop_assert!(pool(total, &granted, &released) <= total);
+            prop_assert_eq!(pool(total, &granted, &released), pool(total, &granted, &honest));
+        }
     }
 
     #[test]

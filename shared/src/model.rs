@@ -143,6 +143,13 @@ pub struct Ledger {
     /// The operator's static split (units each region should hold), used by `Policy::Static`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub static_split: BTreeMap<String, i64>,
+    /// Cumulative units asked back per region (`Q`: the sum of every release request's
+    /// `amount`, raised in the same transaction that writes the request). A region's published
+    /// `R` is its own word; no honest region releases more than it was asked for (`R ≤ Q`), so
+    /// the pool counts at most `Q` of it ([`crate::ledger::credited_release`]) and a region
+    /// that claims more cannot put units it still holds back into the pool for others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requested: BTreeMap<String, i64>,
 }
 
 /// A request from the coordinator that a region give back up to `amount` unsold units.

@@ -169,6 +169,8 @@ pub fn apply_moves(
                         amount: *units,
                     },
                 );
+                // Written with the request: the most of `R` the pool may ever count.
+                *ledger.requested.entry(region.clone()).or_insert(0) += units;
                 kept.push(m);
             }
         }

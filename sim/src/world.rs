@@ -175,6 +175,7 @@ impl World {
                 .collect(),
             policy: design.policy().unwrap_or_default(),
             static_split: design.static_split(&places, &initial),
+            requested: std::collections::BTreeMap::new(),
         };
         let reports = regions.iter().map(|r| r.report(0, 0.0)).collect();
         let etcd = Etcd::new(

@@ -206,3 +206,59 @@ async fn etcd_speaks_only_tls_and_only_to_clients_trusting_its_ca() {
     let right = c.etcd.client_as(&region_user("east")).await.unwrap();
     drop(right);
 }
+
+/// The threat model's worst region: east is compromised and, with its own credentials, claims
+/// to have given back a million units (it may write `regions/east/releases/`). The pool counts
+/// at most what the coordinator asked east to give back (nothing yet), so the claim mints
+/// nothing for the other regions — an operator's split that needs more than the real pool is
+/// still refused — and the audit names east. Before this, the pool read 1,000,050 after the
+/// write, and every region could have been granted from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_claiming_unasked_releases_mints_nothing() {
+    let c = Cluster::builder(&["east", "south"]).start().await;
+    Sale::new(P, 100, "east=40,south=10")
+        .policy("static")
+        .create(&c)
+        .await;
+    let show = || quota_tests::quotactl_json(&c, &["product", "show", &P.to_string()]);
+    assert_eq!(show()["pool"], 50);
+
+    let mut east = c.etcd.client_as(&region_user("east")).await.unwrap();
+    let forged = quota_shared::model::ReleasePublished {
+        released: 1_000_000,
+        last_request: None,
+    };
+    east.put(
+        keys::region_release("east", P),
+        serde_json::to_string(&forged).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+
+    // East still counts as holding its 40: the pool is unchanged.
+    assert_eq!(show()["pool"], 50);
+    let out = c.quotactl(&["quota", "set", &P.to_string(), "south=1000"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a split beyond the real pool was taken"
+    );
+    assert!(said.contains("more units than the pool has"), "{said}");
+    let shown = show();
+    assert_eq!(shown["pool"], 50, "{shown}");
+    assert_eq!(shown["regions"]["south"]["granted"], 10, "{shown}");
+
+    // The audit holds the raw claim against the ledger and names east.
+    let out = c.quotactl(&["audit", &P.to_string()]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("east: published R = 1000000, more than it was ever asked to release"),
+        "{said}"
+    );
+}

@@ -156,6 +156,9 @@ proptest! {
                 r.to_string(),
                 ReleasePublished { released: published, last_request: None },
             );
+            // The coordinator asked for at least what was released (a region may give back
+            // less than it is asked for, never more).
+            snap.ledger.requested.insert(r.to_string(), rel + sold);
             truths.insert(r.to_string(), counted(r, g, sold, rel));
         }
         let v = evaluate(&snap, &truths, vec![]);
@@ -168,6 +171,45 @@ proptest! {
         prop_assert_eq!(v.violations.len(), 1, "{:?}", v.violations);
         prop_assert!(matches!(v.violations[0], Violation::Conservation(_)));
     }
+}
+
+/// A region whose published `R` exceeds what it was asked for is named, and the pool does not
+/// count the excess (it stays what the honest books say), whatever the region's own answer.
+#[test]
+fn a_release_nobody_asked_for_is_named_and_not_counted() {
+    let mut snap = snapshot();
+    snap.ledger.requested.insert("north".into(), 5);
+    snap.published.insert(
+        "north".into(),
+        ReleasePublished {
+            released: 30,
+            last_request: None,
+        },
+    );
+    // North gave back the 5 it was asked for and claims 30; its own books say rel = 30 too.
+    let v = evaluate(
+        &snap,
+        &both(truth("east", 1), counted("north", 50, 10, 30)),
+        vec![],
+    );
+    assert_eq!(v.pool, 25, "only the 5 asked for are back in the pool");
+    assert!(
+        v.violations.contains(&Violation::UnaskedRelease {
+            region: "north".into(),
+            published: 30,
+            asked: 5,
+            granted: 50,
+        }),
+        "{:?}",
+        v.violations
+    );
+    assert!(
+        v.violations
+            .iter()
+            .any(|x| matches!(x, Violation::Conservation(_))),
+        "{:?}",
+        v.violations
+    );
 }
 
 #[test]

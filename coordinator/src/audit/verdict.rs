@@ -58,6 +58,19 @@ pub(crate) enum Violation {
         /// How long it was watched unchanged, ms.
         for_ms: u128,
     },
+    /// The region published a cumulative release `R` above what the coordinator ever asked
+    /// it for (`Q`) or granted it (`G`): no honest region can, so its claim is corrupt or
+    /// forged. The pool does not count the excess ([`quota_shared::ledger::credited_release`]).
+    UnaskedRelease {
+        /// The region.
+        region: String,
+        /// Its published `R`.
+        published: i64,
+        /// `Q`: units the coordinator asked it to release, in total.
+        asked: i64,
+        /// `G`.
+        granted: i64,
+    },
     /// Users hold more units across regions than the per-user limit allows.
     OverLimit {
         /// How many users are over the limit.
@@ -115,6 +128,16 @@ impl fmt::Display for Violation {
                 f,
                 "{region}: release stuck in transit — the region released rel = {released} but \
                  published R = {published}, unchanged for {for_ms} ms"
+            ),
+            Violation::UnaskedRelease {
+                region,
+                published,
+                asked,
+                granted,
+            } => write!(
+                f,
+                "{region}: published R = {published}, more than it was ever asked to release \
+                 (Q = {asked}) or granted (G = {granted}); the pool does not count the excess"
             ),
             Violation::OverLimit { users, example } => write!(
                 f,
@@ -230,7 +253,9 @@ impl OpenTransfers {
 /// One region's terms: `G`, `R` from the snapshot; `g`, `rel`, sold, orders, Redis from its
 /// truth.
 pub(crate) fn region_audit(snap: &LedgerSnapshot, r: &str, t: &RegionTruth) -> RegionAudit {
-    let (grant, published) = (snap.grant(r), snap.published_release(r));
+    // The region's own claim, not the part the pool counts: a claim above what it was asked
+    // for shows here as a negative release in transit.
+    let (grant, published) = (snap.grant(r), snap.claimed_release(r));
     RegionAudit {
         granted: grant,
         applied: t.granted,
@@ -308,6 +333,17 @@ pub(crate) fn evaluate(
             });
         }
         regions.insert(r.clone(), audit);
+    }
+    for r in snap.published.keys() {
+        let (published, counted) = (snap.claimed_release(r), snap.published_release(r));
+        if published > counted {
+            violations.push(Violation::UnaskedRelease {
+                region: r.clone(),
+                published,
+                asked: snap.ledger.requested.get(r).copied().unwrap_or(0),
+                granted: snap.grant(r),
+            });
+        }
     }
     let pool = snap.pool();
     if unreadable.is_empty() {

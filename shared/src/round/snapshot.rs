@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ledger::pool;
+use crate::ledger::{credited_release, pool};
 use crate::model::{Ledger, ProductSpec, RegionReport, ReleasePublished, ReleaseRequest};
 use crate::wire::{ProductView, RegionShare};
 
@@ -52,16 +52,28 @@ impl LedgerSnapshot {
         self.ledger.granted.get(r).copied().unwrap_or(0)
     }
 
-    /// `R` of region `r` (0 when it never published a release).
+    /// `R` of region `r` as the coordinator counts it: what the region published, but at most
+    /// what it was asked for and granted ([`credited_release`]; equal to the published value
+    /// for every honest region). 0 when it never published a release.
     pub fn published_release(&self, r: &str) -> i64 {
+        credited_release(
+            self.claimed_release(r),
+            self.ledger.requested.get(r).copied().unwrap_or(0),
+            self.grant(r),
+        )
+    }
+
+    /// `R` of region `r` exactly as the region published it (its claim; the audit holds it
+    /// against the region's own `rel` and the units it was asked for).
+    pub fn claimed_release(&self, r: &str) -> i64 {
         self.published.get(r).map_or(0, |p| p.released)
     }
 
-    /// `R` per region as plain numbers.
+    /// Counted `R` ([`Self::published_release`]) per region that published one.
     pub fn published_releases(&self) -> BTreeMap<String, i64> {
         self.published
-            .iter()
-            .map(|(r, p)| (r.clone(), p.released))
+            .keys()
+            .map(|r| (r.clone(), self.published_release(r)))
             .collect()
     }
 
