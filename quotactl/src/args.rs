@@ -12,6 +12,7 @@ use quota_shared::policy::PolicyKind;
 use quota_shared::wire::IdempotencyKey;
 use rust_decimal::Decimal;
 
+use crate::contexts::{Chosen, Selected};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -19,20 +20,37 @@ use crate::output::Format;
     name = "quotactl",
     version,
     allow_negative_numbers = true,
-    about = "Operate flash sales: products, quotas, regions, audits"
+    about = "Operate flash sales: products, quotas, regions, audits",
+    after_help = "Exit status: 0 done (audit: the books balance); 1 the audit found a violation; \
+                  2 bad command line or configuration; 3 the audit could not read a region; \
+                  4 the coordinator refused (nothing changed); 5 no usable answer (unreachable, \
+                  timed out, 5xx, or a change whose answer was lost)."
 )]
 pub(crate) struct Cli {
     /// Coordinator admin API base URLs, comma-separated (any instances: each serves reads and
     /// forwards changes to the leader). A request that finds one unreachable or between
-    /// leaders (503) goes to the next. Default: $COORDINATOR_URLS, else $COORDINATOR_URL, else
-    /// the same from the cluster env file.
-    #[arg(long, global = true, value_name = "URL[,URL...]")]
+    /// leaders (503) goes to the next. Default, most explicit first: $QUOTACTL_URLS, the
+    /// context named by --context, $COORDINATOR_URLS (else $COORDINATOR_URL), the config
+    /// file's current context, the cluster env file.
+    #[arg(
+        long,
+        env = "QUOTACTL_URLS",
+        global = true,
+        value_name = "URL[,URL...]"
+    )]
     pub(crate) url: Option<String>,
+    /// Use this context of the config file (its URLs, token file, CA and timeout).
+    #[arg(long, env = "QUOTACTL_CONTEXT", global = true, value_name = "NAME")]
+    pub(crate) context: Option<String>,
+    /// The config file of contexts (default: $XDG_CONFIG_HOME/quotactl/config.toml, else
+    /// ~/.config/quotactl/config.toml; see `quotactl config view`).
+    #[arg(long, env = "QUOTACTL_CONFIG", global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Seconds to wait for one instance's answer before trying the next (connecting gives up
-    /// after at most 3).
-    #[arg(long, global = true, default_value_t = 10, value_name = "SECONDS",
+    /// after at most 3). Default 10, or the context's `timeout`.
+    #[arg(long, env = "QUOTACTL_TIMEOUT", global = true, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
-    pub(crate) timeout: u64,
+    pub(crate) timeout: Option<u64>,
     /// Admin bearer token (prefer --token-file: a flag's value shows in `ps`).
     #[arg(long, env = "ADMIN_TOKEN", global = true, hide_env_values = true)]
     pub(crate) token: Option<AdminToken>,
@@ -48,7 +66,8 @@ pub(crate) struct Cli {
     /// system's roots (for an `https://` URL signed by a private CA).
     #[arg(long, env = "QUOTA_CACERT", global = true)]
     pub(crate) cacert: Option<PathBuf>,
-    /// Output: table, wide (tables with every column) or json (the API's JSON).
+    /// Output: table, wide (tables with every column), json (the API's JSON) or yaml (the
+    /// same document as YAML).
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     pub(crate) output: Format,
     /// Same as -o json.
@@ -105,7 +124,7 @@ pub(crate) enum Cmd {
     },
     /// Conservation audit: total = pool + Σ(sold + available + in transit), every term ≥ 0,
     /// sold = order units, no user over the limit across regions, Redis drift. Exit 0 when it
-    /// holds, 1 when it does not, 2 when a region could not be read.
+    /// holds, 1 when it does not, 3 when a region could not be read (proves nothing).
     Audit {
         /// Only this product.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
@@ -115,11 +134,26 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         watch: Option<u64>,
     },
+    /// The config file's contexts: show them, or switch the current one.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Print a shell completion script, e.g. `quotactl completion bash >
     /// /etc/bash_completion.d/quotactl` or `source <(quotactl completion zsh)`.
     Completion {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCmd {
+    /// Where the config file is, its contexts (the current one marked), and where this
+    /// invocation's URLs and token come from. Never prints a token.
+    View,
+    /// Make NAME the current context (the file's comments and layout are kept).
+    UseContext {
+        /// A context the file defines.
+        name: String,
     },
 }
 
@@ -290,14 +324,17 @@ pub(crate) enum Given {
     Environment,
 }
 
-/// Which admin token to send: `--token` (`ADMIN_TOKEN`) or `--token-file`
-/// (`QUOTA_ADMIN_TOKEN_FILE`), a flag beating an environment variable — both at the same
-/// level is ambiguous and refused — else the cluster env file's `ADMIN_TOKEN`, else its
-/// `ADMIN_TOKEN_FILE`. `Ok(None)`: no token anywhere. A file is read here (its first line,
-/// at least 16 characters); errors name the setting, never the token.
+/// Which admin token to send, most explicit first: `--token` or `--token-file` on the
+/// command line; the token file of a context named with `--context`; `ADMIN_TOKEN` or
+/// `QUOTA_ADMIN_TOKEN_FILE` in the environment; the token file of the config file's current
+/// context; the cluster env file's `ADMIN_TOKEN`, else its `ADMIN_TOKEN_FILE`. A token and a
+/// token file at the same level are ambiguous and refused. `Ok(None)`: no token anywhere. A
+/// file is read here (its first line, at least 16 characters); errors name the setting, never
+/// the token.
 pub(crate) fn pick_token(
     token: Option<(AdminToken, Given)>,
     token_file: Option<(PathBuf, Given)>,
+    context: Option<&Selected>,
     cluster_env: &BTreeMap<String, String>,
 ) -> Result<Option<AdminToken>, String> {
     let read = |what: &str, path: &std::path::Path| {
@@ -305,40 +342,62 @@ pub(crate) fn pick_token(
             .map(Some)
             .map_err(|e| e.to_string())
     };
-    match (token, token_file) {
-        (Some((_, a)), Some((_, b))) if a == b => Err(match a {
-            Given::CommandLine => "give one of --token and --token-file, not both".into(),
-            Given::Environment => "both ADMIN_TOKEN and QUOTA_ADMIN_TOKEN_FILE are set; unset one \
-                                  or pass --token-file"
-                .into(),
-        }),
-        (Some((t, Given::CommandLine)), _) | (Some((t, _)), None) => Ok(Some(t)),
-        (_, Some((path, _))) => read("--token-file", &path),
-        (None, None) => {
-            if let Some(t) = cluster_env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
-                return Ok(Some(AdminToken::new(t.clone())));
-            }
-            match cluster_env
-                .get("ADMIN_TOKEN_FILE")
-                .filter(|p| !p.is_empty())
-            {
-                Some(p) => read(
-                    "ADMIN_TOKEN_FILE (cluster env file)",
-                    std::path::Path::new(p),
-                ),
-                None => Ok(None),
-            }
+    let from_context = |chosen: Chosen| {
+        context
+            .filter(|c| c.chosen == chosen)
+            .and_then(|c| c.context.token_file.as_ref().map(|f| (c, f)))
+            .map(|(c, f)| read(&format!("token-file of context {:?}", c.name), f))
+    };
+    if let (Some((_, a)), Some((_, b))) = (&token, &token_file) {
+        if a == b {
+            return Err(match a {
+                Given::CommandLine => "give one of --token and --token-file, not both".into(),
+                Given::Environment => "both ADMIN_TOKEN and QUOTA_ADMIN_TOKEN_FILE are set; \
+                                       unset one or pass --token-file"
+                    .into(),
+            });
         }
+    }
+    let at = |level: Given| -> Option<Result<Option<AdminToken>, String>> {
+        if let Some((t, _)) = token.as_ref().filter(|(_, g)| *g == level) {
+            return Some(Ok(Some(t.clone())));
+        }
+        token_file
+            .as_ref()
+            .filter(|(_, g)| *g == level)
+            .map(|(p, _)| read("--token-file", p))
+    };
+    if let Some(picked) = at(Given::CommandLine)
+        .or_else(|| from_context(Chosen::Explicitly))
+        .or_else(|| at(Given::Environment))
+        .or_else(|| from_context(Chosen::ByDefault))
+    {
+        return picked;
+    }
+    if let Some(t) = cluster_env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
+        return Ok(Some(AdminToken::new(t.clone())));
+    }
+    match cluster_env
+        .get("ADMIN_TOKEN_FILE")
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => read(
+            "ADMIN_TOKEN_FILE (cluster env file)",
+            std::path::Path::new(p),
+        ),
+        None => Ok(None),
     }
 }
 
-/// Which coordinator URLs to use, most explicit first: `--url`; else the environment; else
-/// the cluster env file. Within the environment (and likewise within the file)
+/// Which coordinator URLs to use, most explicit first: `--url` (or `QUOTACTL_URLS`); a
+/// context named with `--context`; the `COORDINATOR_*` environment; the config file's current
+/// context; the cluster env file. Within the environment (and likewise within the file)
 /// `COORDINATOR_URLS` is taken, else `COORDINATOR_URL` — but a `COORDINATOR_URL` that is not
 /// in `COORDINATOR_URLS` wins: it was set on purpose to reach one particular instance
 /// (`cluster.env` sets both, the single one being the list's first). `None`: none anywhere.
 pub(crate) fn pick_urls(
     flag: Option<&str>,
+    context: Option<&Selected>,
     env: &BTreeMap<String, String>,
     cluster_env: &BTreeMap<String, String>,
 ) -> Option<String> {
@@ -355,8 +414,15 @@ pub(crate) fn pick_urls(
             (None, one) => one,
         }
     };
+    let from_context = |chosen: Chosen| {
+        context
+            .filter(|c| c.chosen == chosen)
+            .map(|c| c.context.urls.join(","))
+    };
     flag.map(str::to_string)
+        .or_else(|| from_context(Chosen::Explicitly))
         .or_else(|| level(env))
+        .or_else(|| from_context(Chosen::ByDefault))
         .or_else(|| level(cluster_env))
 }
 
@@ -426,24 +492,29 @@ mod tests {
         for (t, f, e, want) in cases {
             let want: Result<Option<String>, String> = want.map(|w| w.map(str::to_string));
             assert_eq!(
-                shown(pick_token(t.clone(), f.clone(), e)),
+                shown(pick_token(t.clone(), f.clone(), None, e)),
                 want,
                 "{t:?} {f:?}"
             );
         }
         for level in [Cmd, Env] {
-            let e = pick_token(flag("operator-token-0123456789", level), path(level), &none)
-                .unwrap_err();
+            let e = pick_token(
+                flag("operator-token-0123456789", level),
+                path(level),
+                None,
+                &none,
+            )
+            .unwrap_err();
             assert!(e.contains("not both") || e.contains("unset one"), "{e}");
         }
         let file_env: BTreeMap<String, String> =
             [("ADMIN_TOKEN_FILE".to_string(), file.display().to_string())].into();
         assert_eq!(
-            shown(pick_token(None, None, &file_env)),
+            shown(pick_token(None, None, None, &file_env)),
             Ok(Some("auditor-token-0123456789".to_string()))
         );
         let short = token_file("short\n");
-        let e = pick_token(None, Some((short.clone(), Cmd)), &none).unwrap_err();
+        let e = pick_token(None, Some((short.clone(), Cmd)), None, &none).unwrap_err();
         assert!(
             e.contains("--token-file") && e.contains("at least 16"),
             "{e}"
@@ -469,19 +540,23 @@ mod tests {
         ]);
         let list = Some("http://a:1,http://b:2".to_string());
         assert_eq!(
-            pick_urls(None, &cluster, &none),
+            pick_urls(None, None, &cluster, &none),
             list,
             "sourced cluster.env"
         );
-        assert_eq!(pick_urls(None, &none, &cluster), list, "read from the file");
         assert_eq!(
-            pick_urls(Some("http://c:3,http://d:4"), &cluster, &cluster).as_deref(),
+            pick_urls(None, None, &none, &cluster),
+            list,
+            "read from the file"
+        );
+        assert_eq!(
+            pick_urls(Some("http://c:3,http://d:4"), None, &cluster, &cluster).as_deref(),
             Some("http://c:3,http://d:4"),
             "the flag beats everything"
         );
         let single = vars(&[("COORDINATOR_URL", "http://c:3")]);
         assert_eq!(
-            pick_urls(None, &single, &cluster).as_deref(),
+            pick_urls(None, None, &single, &cluster).as_deref(),
             Some("http://c:3"),
             "the environment beats the file"
         );
@@ -489,21 +564,25 @@ mod tests {
         let mut both = cluster.clone();
         both.insert("COORDINATOR_URL".into(), "http://c:3/".into());
         assert_eq!(
-            pick_urls(None, &both, &none).as_deref(),
+            pick_urls(None, None, &both, &none).as_deref(),
             Some("http://c:3/")
         );
         both.insert("COORDINATOR_URL".into(), "http://b:2/".into());
-        assert_eq!(pick_urls(None, &both, &none), list, "in the list: the list");
+        assert_eq!(
+            pick_urls(None, None, &both, &none),
+            list,
+            "in the list: the list"
+        );
         let only_list = vars(&[("COORDINATOR_URLS", "http://b:2"), ("COORDINATOR_URL", "")]);
         assert_eq!(
-            pick_urls(None, &only_list, &none).as_deref(),
+            pick_urls(None, None, &only_list, &none).as_deref(),
             Some("http://b:2")
         );
-        assert_eq!(pick_urls(None, &none, &none), None);
+        assert_eq!(pick_urls(None, None, &none, &none), None);
     }
 
     #[test]
-    fn json_is_an_alias_of_o_json_and_o_takes_three_formats() {
+    fn json_is_an_alias_of_o_json_and_o_takes_four_formats() {
         let parse = |args: &[&str]| Cli::try_parse_from([&["quotactl"], args].concat());
         let format = |args: &[&str]| {
             let cli = parse(args).unwrap();
@@ -517,10 +596,85 @@ mod tests {
             (Format::Table, false)
         );
         assert_eq!(format(&["status", "--json"]), (Format::Table, true));
-        assert!(parse(&["status", "-o", "yaml"]).is_err());
+        assert_eq!(format(&["status", "-o", "yaml"]), (Format::Yaml, false));
+        assert!(parse(&["status", "-o", "xml"]).is_err());
         assert!(parse(&["status", "--json", "-o", "wide"]).is_err());
         assert!(parse(&["completion", "bash"]).is_ok());
         assert!(parse(&["completion", "tcsh"]).is_err());
+    }
+
+    /// A context named with `--context` beats the `COORDINATOR_*` environment; the file's
+    /// current context does not (a shell that exported them meant them), but beats the cluster
+    /// env file. `--url` beats everything. The same levels hold for the token.
+    #[test]
+    fn contexts_sit_between_the_flags_and_the_cluster_env_file() {
+        use crate::contexts::Context;
+        let ctx = |chosen| Selected {
+            name: "prod".into(),
+            chosen,
+            context: Context {
+                urls: vec!["https://a:1".into(), "https://b:2".into()],
+                token_file: Some(token_file("context-token-0123456789\n")),
+                cacert: None,
+                timeout: None,
+            },
+        };
+        let (named, current) = (ctx(Chosen::Explicitly), ctx(Chosen::ByDefault));
+        let env: BTreeMap<String, String> =
+            [("COORDINATOR_URL".to_string(), "http://env:3".to_string())].into();
+        let file: BTreeMap<String, String> = [
+            ("COORDINATOR_URL".to_string(), "http://file:4".to_string()),
+            (
+                "ADMIN_TOKEN".to_string(),
+                "from-cluster-env-0123".to_string(),
+            ),
+        ]
+        .into();
+        let none = BTreeMap::new();
+        let both = Some("https://a:1,https://b:2".to_string());
+        assert_eq!(pick_urls(None, Some(&named), &env, &file), both);
+        assert_eq!(
+            pick_urls(None, Some(&current), &env, &file).as_deref(),
+            Some("http://env:3")
+        );
+        assert_eq!(pick_urls(None, Some(&current), &none, &file), both);
+        assert_eq!(
+            pick_urls(Some("http://flag:5"), Some(&named), &env, &file).as_deref(),
+            Some("http://flag:5")
+        );
+
+        let token =
+            |t: Result<Option<AdminToken>, String>| t.unwrap().unwrap().expose().to_string();
+        let env_token = Some((
+            AdminToken::new("environment-token-0123"),
+            Given::Environment,
+        ));
+        let cmd_token = Some((
+            AdminToken::new("command-line-token-0123"),
+            Given::CommandLine,
+        ));
+        assert_eq!(
+            token(pick_token(env_token.clone(), None, Some(&named), &file)),
+            "context-token-0123456789"
+        );
+        assert_eq!(
+            token(pick_token(env_token.clone(), None, Some(&current), &file)),
+            "environment-token-0123"
+        );
+        assert_eq!(
+            token(pick_token(None, None, Some(&current), &file)),
+            "context-token-0123456789"
+        );
+        assert_eq!(
+            token(pick_token(cmd_token, None, Some(&named), &file)),
+            "command-line-token-0123"
+        );
+        assert_eq!(
+            token(pick_token(None, None, None, &file)),
+            "from-cluster-env-0123"
+        );
+        std::fs::remove_file(named.context.token_file.unwrap()).unwrap();
+        std::fs::remove_file(current.context.token_file.unwrap()).unwrap();
     }
 
     #[test]

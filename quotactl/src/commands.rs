@@ -2,7 +2,6 @@
 //! how it went.
 
 use std::io::{IsTerminal as _, Write as _};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
@@ -12,14 +11,17 @@ use quota_shared::wire::{
 use quotactl::{AdminClient, ClientError};
 
 use crate::args::{Cli, Cmd, ProductCmd, QuotaCmd, RegionCmd};
+use crate::exit::Exit;
 use crate::output::{self, emit, Format};
 
-/// Runs `cli.command`: success, 1 when the audit fails, 2 when the audit could not read a
-/// region; a refused or failed request is the error.
-pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, ClientError> {
+/// Runs `cli.command`: [`Exit::Success`], or for the audit [`Exit::AuditFailed`] and
+/// [`Exit::AuditInconclusive`]; a refused or failed request is the error.
+pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientError> {
     let format = cli.format();
     match cli.command {
+        // Both need no coordinator: `main` runs them before it connects.
         Cmd::Completion { shell } => completion(shell),
+        Cmd::Config(_) => {}
         Cmd::Product(ProductCmd::Create {
             id,
             name,
@@ -130,7 +132,7 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<ExitCode, Clien
              nothing changed (shown: the state now)"
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// Prints the completion script of `shell` for `quotactl` (a closed pipe, e.g. `| head`, just
@@ -141,14 +143,15 @@ pub(crate) fn completion(shell: clap_complete::Shell) {
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
 }
 
-/// 0 when the audit holds, 2 when a region could not be read, 1 when the books do not balance.
-fn audit_exit(a: &AuditReport) -> ExitCode {
+/// Success when the audit holds; inconclusive when a region could not be read (and nothing
+/// else was found); failed when the books do not balance.
+fn audit_exit(a: &AuditReport) -> Exit {
     if a.ok {
-        ExitCode::SUCCESS
+        Exit::Success
     } else if !a.unreadable.is_empty() {
-        ExitCode::from(2)
+        Exit::AuditInconclusive
     } else {
-        ExitCode::from(1)
+        Exit::AuditFailed
     }
 }
 
@@ -156,13 +159,13 @@ fn audit_exit(a: &AuditReport) -> ExitCode {
 /// line); the first failing audit is printed in full and ends the watch with its status. An
 /// audit the coordinator could not complete (503: e.g. the ledger kept moving while a busy
 /// sale was read) proves nothing either way: it is reported as inconclusive and the watch goes
-/// on; if none completes at all the watch ends with 2.
+/// on; if none completes at all the watch ends inconclusive.
 async fn watch_audits(
     client: &AdminClient,
     id: Option<i64>,
     format: Format,
     span: Duration,
-) -> Result<ExitCode, ClientError> {
+) -> Result<Exit, ClientError> {
     let started = Instant::now();
     let (mut n, mut inconclusive) = (0u64, 0u64);
     while started.elapsed() < span {
@@ -186,6 +189,8 @@ async fn watch_audits(
         n += 1;
         if format == Format::Json {
             println!("{}", serde_json::to_string(&a).expect("serialisable"));
+        } else if format == Format::Yaml {
+            print!("{}", output::yaml(&a));
         } else if a.ok {
             let sold: i64 = a.products.iter().map(|p| p.sold).sum();
             println!(
@@ -195,14 +200,14 @@ async fn watch_audits(
             );
         }
         if !a.ok {
-            if format != Format::Json {
+            if !format.is_document() {
                 print!("{}", output::audit(&a, format == Format::Wide));
             }
             return Ok(audit_exit(&a));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    if format != Format::Json {
+    if !format.is_document() {
         println!(
             "{n} audits ok, {inconclusive} inconclusive in {:.0} s",
             span.as_secs_f64()
@@ -210,9 +215,9 @@ async fn watch_audits(
     }
     if n == 0 {
         eprintln!("quotactl: no audit completed during the watch");
-        return Ok(ExitCode::from(2));
+        return Ok(Exit::AuditInconclusive);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// How often `status --watch` redraws.
@@ -229,8 +234,8 @@ async fn watch_status(
     id: Option<i64>,
     format: Format,
     span: Option<Duration>,
-) -> Result<ExitCode, ClientError> {
-    let clear = format != Format::Json && std::io::stdout().is_terminal();
+) -> Result<Exit, ClientError> {
+    let clear = !format.is_document() && std::io::stdout().is_terminal();
     let end = async {
         match span {
             Some(s) => tokio::time::sleep(s).await,
@@ -256,6 +261,7 @@ async fn watch_status(
             (Ok(view), Format::Json) => {
                 format!("{}\n", serde_json::to_string(view).expect("serialisable"))
             }
+            (Ok(view), Format::Yaml) => output::yaml(view),
             (
                 Err(
                     ClientError::Forbidden { .. }
@@ -265,10 +271,10 @@ async fn watch_status(
                 ),
                 _,
             ) => {
-                return answer.map(|_| ExitCode::SUCCESS);
+                return answer.map(|_| Exit::Success);
             }
             (Ok(view), _) => output::watch_frame(Ok(view), format == Format::Wide, clear),
-            (Err(e), Format::Json) => {
+            (Err(e), Format::Json | Format::Yaml) => {
                 eprintln!("quotactl: {e} (watching on)");
                 continue;
             }
@@ -284,5 +290,5 @@ async fn watch_status(
             break;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

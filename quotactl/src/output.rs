@@ -1,6 +1,7 @@
 //! Human output: one [`Table`] renderer that sizes every column to its content, one renderer
 //! per answer built on it, and [`emit`], which prints the answer as `-o` asks (`table`,
-//! `wide`: the less important columns too, `json`: the API's JSON unchanged).
+//! `wide`: the less important columns too, `json`: the API's JSON unchanged, `yaml`: the same
+//! document as YAML).
 
 use std::fmt::Write as _;
 
@@ -8,6 +9,8 @@ use chrono::SecondsFormat;
 use clap::ValueEnum;
 use quota_shared::policy::Move;
 use quota_shared::wire::{AuditReport, ProductView, RegionView, RoundView, StatusView};
+
+use crate::contexts::ConfigView;
 
 use self::Align::{Left, Right};
 
@@ -21,6 +24,15 @@ pub(crate) enum Format {
     Wide,
     /// The API's JSON, pretty-printed (what scripts and tests parse).
     Json,
+    /// The same document as YAML (for operators who keep their tooling in YAML).
+    Yaml,
+}
+
+impl Format {
+    /// A machine-readable document (`json`, `yaml`) rather than a table for people.
+    pub(crate) fn is_document(self) -> bool {
+        matches!(self, Format::Json | Format::Yaml)
+    }
 }
 
 /// How a column's cells line up.
@@ -268,6 +280,48 @@ pub(crate) fn regions(rs: &[RegionView], wide: bool) -> String {
     t.render(wide)
 }
 
+/// `config view`: the file, then one row per context (the current one marked `*`).
+pub(crate) fn config(v: &ConfigView) -> String {
+    let mut out = format!(
+        "config file: {}{}\n",
+        v.path.display(),
+        if v.exists { "" } else { " (none yet)" }
+    );
+    if v.contexts.is_empty() {
+        out.push_str(
+            "no contexts: add one, e.g.\n\n[contexts.prod]\nurls = [\"https://coordinator-a:8443\", \
+             \"https://coordinator-b:8443\"]\ntoken-file = \"prod-operator.token\"\ncacert = \
+             \"prod-ca.pem\"\ntimeout = 10\n",
+        );
+        return out;
+    }
+    let path = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map_or_else(|| "-".into(), |p| p.display().to_string())
+    };
+    let mut t = Table::new(&[
+        ("CURRENT", Left),
+        ("NAME", Left),
+        ("URLS", Left),
+        ("TOKEN FILE", Left),
+        ("CACERT", Left),
+        ("TIMEOUT", Right),
+    ]);
+    for (name, c) in &v.contexts {
+        let current = v.current_context.as_deref() == Some(name.as_str());
+        t.row(vec![
+            if current { "*" } else { "" }.into(),
+            name.clone(),
+            c.urls.join(","),
+            path(&c.token_file),
+            path(&c.cacert),
+            c.timeout.map_or_else(|| "-".into(), |s| format!("{s} s")),
+        ]);
+    }
+    out.push_str(&t.render(true));
+    out
+}
+
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -414,8 +468,18 @@ pub(crate) fn emit<T: serde::Serialize>(
 ) {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(v).expect("serialisable")),
+        Format::Yaml => print!("{}", yaml(v)),
         Format::Table | Format::Wide => print!("{}", human(v, format == Format::Wide)),
     }
+}
+
+/// `v` as a YAML document (the JSON's fields, names and values; one `---` leads each document,
+/// so that `status --watch -o yaml` prints a stream a YAML reader splits).
+pub(crate) fn yaml<T: serde::Serialize>(v: &T) -> String {
+    format!(
+        "---\n{}",
+        serde_yaml_ng::to_string(v).expect("serialisable")
+    )
 }
 
 /// One frame of `status --watch`: a clear-screen first on a terminal (`clear`, else a blank

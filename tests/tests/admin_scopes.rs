@@ -359,13 +359,13 @@ async fn each_admin_token_does_what_its_scope_allows_and_nothing_more() {
     audit_passes(&c, &["--token-file", arg(&auditor_file)]).await;
     let out = quotactl(&c, &["status", "1001", "--token-file", arg(&auditor_file)]);
     assert!(out.status.success(), "auditor status: {}", text(&out));
-    // A change with the auditor's token: refused, named, exit 1, nothing changed.
+    // A change with the auditor's token: refused, named, exit 4, nothing changed.
     let out = quotactl(
         &c,
         &["product", "end", "1001", "--token-file", arg(&auditor_file)],
     );
     let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(out.status.code(), Some(4), "{said}");
     assert!(
         said.contains("operator scope") && said.contains("forbidden_scope"),
         "{said}"
@@ -378,7 +378,7 @@ async fn each_admin_token_does_what_its_scope_allows_and_nothing_more() {
     assert_eq!(a.body["spec"]["ended"], json!(false), "{a:?}");
     // The region-admin token through quotactl: refused on a read too.
     let out = quotactl(&c, &["status", "--token-file", arg(&region_file)]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("auditor scope"), "{}", text(&out));
 
     // The operator may change things.

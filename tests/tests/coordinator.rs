@@ -206,11 +206,11 @@ async fn region_crash_between_release_and_publish() {
         shown["pool"], 0,
         "unpublished releases must not reach the pool: {shown}"
     );
-    // The audit cannot read east: exit 2, naming it.
+    // The audit cannot read east: exit 3 (inconclusive), naming it.
     let out = c.quotactl(&["audit", &P.to_string()]);
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -462,7 +462,7 @@ async fn quotactl_bad_input_changes_nothing() {
     Sale::new(P, 100, "east=50,south=50").create(&c).await;
     let before = quotactl_json(&c, &["product", "list"]);
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["product", "show", "999"], 1, "unknown product"),
+        (&["product", "show", "999"], 4, "unknown product"),
         (
             &[
                 "product", "create", "5", "--name", "x", "--total", "-5", "--price", "1",
@@ -484,7 +484,7 @@ async fn quotactl_bad_input_changes_nothing() {
                 "--split",
                 "east=8,south=8",
             ],
-            1,
+            4,
             "more than the total",
         ),
         (
@@ -492,14 +492,14 @@ async fn quotactl_bad_input_changes_nothing() {
                 "product", "create", "5", "--name", "x", "--total", "10", "--price", "1",
                 "--split", "west=1",
             ],
-            1,
+            4,
             "unknown region",
         ),
         (
             &[
                 "product", "create", "5", "--name", "x", "--total", "10", "--price", "-1",
             ],
-            1,
+            4,
             "price",
         ),
         (
@@ -514,7 +514,7 @@ async fn quotactl_bad_input_changes_nothing() {
                 "--price",
                 "1",
             ],
-            1,
+            4,
             "already exists",
         ),
         (
@@ -526,7 +526,7 @@ async fn quotactl_bad_input_changes_nothing() {
         ),
         (
             &["quota", "set", &P.to_string(), "east=80,south=80"],
-            1,
+            4,
             "more than the total",
         ),
         (
@@ -536,10 +536,10 @@ async fn quotactl_bad_input_changes_nothing() {
         ),
         (
             &["quota", "set", &P.to_string(), "mars=1"],
-            1,
+            4,
             "unknown region",
         ),
-        (&["quota", "set", "999", "east=1"], 1, "unknown product"),
+        (&["quota", "set", "999", "east=1"], 4, "unknown product"),
         (&["quota", "policy", &P.to_string(), "random"], 2, "random"),
         (&["product", "restock", &P.to_string(), "0"], 2, "0"),
         (
@@ -554,10 +554,10 @@ async fn quotactl_bad_input_changes_nothing() {
             2,
             "idempotency key",
         ),
-        (&["region", "drain", "mars"], 1, "unknown region"),
+        (&["region", "drain", "mars"], 4, "unknown region"),
         (
             &["region", "homes", "--set", "east,mars"],
-            1,
+            4,
             "unknown home region",
         ),
         (
@@ -565,8 +565,8 @@ async fn quotactl_bad_input_changes_nothing() {
             2,
             "expected regions",
         ),
-        (&["rebalance", "999"], 1, "unknown product"),
-        (&["audit", "999"], 1, "unknown product"),
+        (&["rebalance", "999"], 4, "unknown product"),
+        (&["audit", "999"], 4, "unknown product"),
     ];
     for (args, code, word) in cases {
         let out = c.quotactl(args);
@@ -587,7 +587,7 @@ async fn quotactl_bad_input_changes_nothing() {
         .current_dir(c.dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4), "refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
 }
 
@@ -628,7 +628,7 @@ async fn a_change_sent_twice_with_one_key_is_applied_once() {
 
     // The same key on a different change: refused, nothing changes.
     let other = restock(&a, "7", "rerun-1");
-    assert_eq!(other.status.code(), Some(1), "{other:?}");
+    assert_eq!(other.status.code(), Some(4), "{other:?}");
     assert!(
         String::from_utf8_lossy(&other.stderr).contains("idempotency_key_reused"),
         "{other:?}"

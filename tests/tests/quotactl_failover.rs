@@ -1,6 +1,7 @@
 //! Issue 11 §4: `quotactl` that survives a coordinator failover — `--url` takes a list of
 //! instances and a request that finds one dead goes to the next — and its output formats
-//! (`-o table|wide|json`, `completion`) on a real cluster.
+//! (`-o table|wide|json|yaml`, `completion`), contexts of a config file and exit statuses, on a
+//! real cluster.
 
 use std::process::{Command, Output, Stdio};
 
@@ -18,6 +19,11 @@ fn quotactl(c: &Cluster, urls: &str, args: &[&str]) -> Output {
         .env_remove("COORDINATOR_URL")
         .env_remove("COORDINATOR_URLS")
         .env_remove("QUOTA_ADMIN_TOKEN_FILE")
+        .env_remove("QUOTACTL_URLS")
+        .env_remove("QUOTACTL_CONTEXT")
+        .env_remove("QUOTACTL_CONFIG")
+        // The config file of contexts lives in the cluster's directory (see the contexts test).
+        .env("XDG_CONFIG_HOME", c.dir.path())
         .current_dir(c.dir.path())
         .stdin(Stdio::null());
     if !urls.is_empty() {
@@ -109,10 +115,10 @@ async fn quotactl_fails_over_to_the_next_url_when_the_leader_dies() {
         "{table}"
     );
 
-    // Only the dead instance: a clear error naming it, exit 1.
+    // Only the dead instance: a clear error naming it, exit 5 (no usable answer).
     let out = quotactl(&c, &dead, &["status"]);
     let said = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(out.status.code(), Some(5), "{said}");
     assert!(
         said.contains("cannot reach the coordinator") && said.contains(&dead),
         "{said}"
@@ -220,7 +226,16 @@ async fn output_formats_parse_align_and_widen() {
         regions.contains("URL") && regions.contains("REPORT AGE") && regions.contains("http"),
         "{regions}"
     );
-    let bad = quotactl(&c, &url, &["status", "-o", "yaml"]);
+    // -o yaml: the JSON's document as YAML.
+    let yaml = ok(
+        &quotactl(&c, &url, &["product", "show", &P.to_string(), "-o", "yaml"]),
+        "product show -o yaml",
+    );
+    assert!(
+        yaml.starts_with("---\n") && yaml.contains(&format!("product_id: {P}")),
+        "{yaml}"
+    );
+    let bad = quotactl(&c, &url, &["status", "-o", "xml"]);
     assert_eq!(bad.status.code(), Some(2));
 
     // Completion needs no coordinator.
@@ -231,4 +246,92 @@ async fn output_formats_parse_align_and_widen() {
             "{shell}"
         );
     }
+
+    // A coordinator URL nobody answers on.
+    let dead = format!("http://127.0.0.1:{}", quota_tests::free_port());
+    contexts_choose_the_deployment(&c, &url, &dead);
+}
+
+/// Issue 11 §4: a config file of contexts. A context named with `--context` brings its URLs
+/// and token file (beating `ADMIN_TOKEN` in the environment); the file's current context is
+/// used without a name; `config use-context` switches it and keeps the file's comments;
+/// `config view` shows the contexts and never a token; an unknown context is a usage error
+/// (exit 2) and a current context whose coordinators are all down is exit 5.
+fn contexts_choose_the_deployment(c: &Cluster, live: &str, dead: &str) {
+    let dir = c.dir.path().join("quotactl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("operator.token"), format!("{}\n", c.admin_token)).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# two deployments\ncurrent-context = \"old\"\n\n[contexts.old]\nurls = \
+             [\"{dead}\"]\ntimeout = 2\n\n[contexts.live]\nurls = [\"{dead}\", \"{live}\"]\n\
+             token-file = \"operator.token\"\n"
+        ),
+    )
+    .unwrap();
+    // The environment's token is wrong; the named context's file holds the right one.
+    let with_env_token = |args: &[&str]| {
+        let mut cmd = Command::new(bin_path("quotactl"));
+        cmd.args(args)
+            .env("ADMIN_TOKEN", "not-the-token-0123456789")
+            .env_remove("COORDINATOR_URL")
+            .env_remove("COORDINATOR_URLS")
+            .env_remove("QUOTACTL_URLS")
+            .env_remove("QUOTACTL_CONTEXT")
+            .env_remove("QUOTACTL_CONFIG")
+            .env("XDG_CONFIG_HOME", c.dir.path())
+            .current_dir(c.dir.path())
+            .stdin(Stdio::null());
+        cmd.output().expect("run quotactl")
+    };
+    let shown = ok(
+        &with_env_token(&["--context", "live", "product", "show", &P.to_string()]),
+        "--context live",
+    );
+    assert!(shown.contains(&P.to_string()), "{shown}");
+
+    // The current context ("old") only knows the dead instance: no usable answer, exit 5.
+    let out = quotactl(c, "", &["status"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{said}");
+    assert!(said.contains(dead), "{said}");
+
+    let out = quotactl(c, "", &["--context", "qa", "status"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("no context \"qa\"") && said.contains("live, old"),
+        "{said}"
+    );
+
+    ok(
+        &quotactl(c, "", &["config", "use-context", "live"]),
+        "use-context",
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with("# two deployments"), "{text}");
+    ok(
+        &quotactl(c, "", &["status"]),
+        "status through the new current context",
+    );
+
+    let view = json(
+        &quotactl(c, "", &["config", "view", "-o", "json"]),
+        "config view",
+    );
+    assert_eq!(view["current_context"], "live", "{view}");
+    assert_eq!(view["contexts"]["old"]["timeout"], 2, "{view}");
+    assert!(
+        !view.to_string().contains(&c.admin_token),
+        "a token shown: {view}"
+    );
+    let table = ok(&quotactl(c, "", &["config", "view"]), "config view");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with('*') && l.contains(" live ")),
+        "the current context is marked: {table}"
+    );
 }

@@ -86,6 +86,11 @@ impl Cluster {
             .args(self.cacert_args(coordinator_url))
             .env("COORDINATOR_URL", coordinator_url)
             .env("ADMIN_TOKEN", &self.admin_token)
+            // Nor a developer's quotactl contexts.
+            .env("XDG_CONFIG_HOME", self.dir.path())
+            .env_remove("QUOTACTL_CONFIG")
+            .env_remove("QUOTACTL_CONTEXT")
+            .env_remove("QUOTACTL_URLS")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .output()
@@ -110,6 +115,10 @@ impl Cluster {
             .args(self.cacert_args(&self.coordinator().url))
             .env("COORDINATOR_URL", self.coordinator().url.clone())
             .env("ADMIN_TOKEN", &self.admin_token)
+            .env("XDG_CONFIG_HOME", self.dir.path())
+            .env_remove("QUOTACTL_CONFIG")
+            .env_remove("QUOTACTL_CONTEXT")
+            .env_remove("QUOTACTL_URLS")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -120,8 +129,8 @@ impl Cluster {
 
     /// Run `quotactl <args>` against this cluster's coordinator.
     ///
-    /// Runs in the temp dir so a developer's `target/cluster/cluster.env`
-    /// can never be picked up by accident.
+    /// Runs in the temp dir so a developer's `target/cluster/cluster.env` (or quotactl
+    /// config file) can never be picked up by accident.
     pub fn quotactl(&self, args: &[&str]) -> Output {
         let url = self.coordinator_url.lock().unwrap().clone();
         let url = url.unwrap_or_else(|| self.coordinator().url.clone());
