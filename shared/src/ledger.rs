@@ -91,9 +91,10 @@ pub fn apply_split(
 /// One region's terms in the conservation identity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RegionTerms {
-    /// Units sold (Σ order quantity).
+    /// Units sold and kept: Σ quantity of the live (pending or paid) orders, i.e. the
+    /// cumulative `sold` less the `returned` units of cancelled and expired orders.
     pub sold: i64,
-    /// Units the region can still sell (`g − rel − sold`).
+    /// Units the region can still sell (`g − rel − sold + returned`).
     pub available: i64,
     /// `G − g`: granted in etcd, not yet applied by the region.
     pub grant_in_transit: i64,

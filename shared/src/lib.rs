@@ -35,6 +35,7 @@ mod error;
 pub mod keys;
 pub mod ledger;
 pub mod model;
+pub mod order;
 pub mod policy;
 pub mod quality;
 pub mod reconcile;

@@ -180,9 +180,12 @@ pub struct RegionReport {
     pub granted: i64,
     /// Units released (`rel`).
     pub released: i64,
-    /// Units sold.
+    /// Units ever ordered (cumulative).
     pub sold: i64,
-    /// Units the region can still sell (`g − rel − sold`).
+    /// Units of cancelled and expired orders given back to the region's stock (cumulative).
+    #[serde(default)]
+    pub returned: i64,
+    /// Units the region can still sell (`g − rel − sold + returned`).
     pub available: i64,
     /// Recent purchase attempts per second (EWMA, rejected attempts included).
     pub demand: f64,
@@ -194,7 +197,7 @@ pub struct RegionReport {
 
 /// One region's report merged from its node processes' reports (`None` when none reported).
 /// The counters come from the report that read the quota row last: every process reads the
-/// same Postgres row and `g`, `rel` and `sold` only grow, so the largest `g + rel + sold` is
+/// same Postgres row and `g`, `rel`, `sold` and `returned` only grow, so the largest sum is
 /// the newest view (ties: the later `at_ms`). Demand is the sum — each process counts only the
 /// buyers it served; the release in flight is the largest any process is handling (they all
 /// handle the same requests, exactly once in Postgres).
@@ -209,7 +212,7 @@ pub fn merge_reports<'a>(
         }
         in_flight = in_flight.max(r.release_in_flight);
         let newer = merged.as_ref().is_none_or(|m| {
-            let progress = |x: &RegionReport| x.granted + x.released + x.sold;
+            let progress = |x: &RegionReport| x.granted + x.released + x.sold + x.returned;
             (progress(r), r.at_ms) > (progress(m), m.at_ms)
         });
         if newer {
@@ -391,6 +394,7 @@ mod tests {
             granted: g,
             released: 0,
             sold,
+            returned: 0,
             available: g - sold,
             demand,
             release_in_flight: 0,

@@ -76,14 +76,20 @@ pub struct RegionTruth {
     pub granted: i64,
     /// `rel`: units released back to the pool (cumulative).
     pub released: i64,
-    /// Units sold (`sold`).
+    /// Units ever ordered (`sold`, cumulative).
     pub sold: i64,
-    /// `g − rel − sold`.
+    /// Units of cancelled and expired orders given back (`returned`, cumulative).
+    #[serde(default)]
+    pub returned: i64,
+    /// `g − rel − sold + returned`.
     pub available: i64,
     /// Number of order rows.
     pub order_count: i64,
-    /// Σ order quantity (must equal `sold`).
+    /// Σ order quantity, every status (must equal `sold`).
     pub order_units: i64,
+    /// Σ quantity of the cancelled and expired orders (must equal `returned`).
+    #[serde(default)]
+    pub returned_units: i64,
     /// Every buyer and the units they hold, `(user_id, units)` (for the cross-region per-user
     /// check).
     pub buyers: Vec<(i64, i64)>,
@@ -346,14 +352,20 @@ pub struct RegionAudit {
     pub released: i64,
     /// `R` (etcd).
     pub released_published: i64,
-    /// Sold.
+    /// Units ever ordered.
     pub sold: i64,
-    /// `g − rel − sold`.
+    /// Units of cancelled and expired orders given back.
+    #[serde(default)]
+    pub returned: i64,
+    /// `g − rel − sold + returned`.
     pub available: i64,
     /// Order rows.
     pub order_count: i64,
     /// Σ order quantity.
     pub order_units: i64,
+    /// Σ quantity of cancelled and expired orders.
+    #[serde(default)]
+    pub returned_units: i64,
     /// `G − g`.
     pub grant_in_transit: i64,
     /// `rel − R`.

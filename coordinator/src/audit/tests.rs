@@ -18,9 +18,11 @@ fn truth(region: &str, first_user: i64) -> RegionTruth {
         granted: 50,
         released: 0,
         sold: 10,
+        returned: 0,
         available: 40,
         order_count: 10,
         order_units: 10,
+        returned_units: 0,
         buyers: (first_user..first_user + 10).map(|u| (u, 1)).collect(),
         redis_stock: Some(40),
         redis_in_flight: Some(0),
@@ -171,6 +173,45 @@ proptest! {
         prop_assert_eq!(v.violations.len(), 1, "{:?}", v.violations);
         prop_assert!(matches!(v.violations[0], Violation::Conservation(_)));
     }
+}
+
+/// Cancelled and expired orders give their units back: with `returned` = the units of those
+/// orders the books balance (the units are available again, not sold); a `returned` that
+/// disagrees with the orders — a unit that came back twice, or without an order closing — is
+/// named.
+#[test]
+fn returned_units_balance_and_a_return_without_an_order_is_caught() {
+    // East: 10 ordered, 4 of them cancelled or expired and back on sale.
+    let mut east = truth("east", 1);
+    east.returned = 4;
+    east.returned_units = 4;
+    east.available = 44;
+    east.redis_stock = Some(44);
+    let v = evaluate(
+        &snapshot(),
+        &both(east.clone(), truth("north", 100)),
+        vec![],
+    );
+    assert!(v.ok(), "{:?}", v.violations);
+    assert_eq!(v.sold, 16, "units in live orders");
+
+    // The counter says 5 came back, the orders say 4 (and available follows the counter).
+    east.returned = 5;
+    east.available = 45;
+    east.redis_stock = Some(45);
+    let v = evaluate(&snapshot(), &both(east, truth("north", 100)), vec![]);
+    assert!(
+        v.violations.contains(&Violation::ReturnedMismatch {
+            region: "east".into(),
+            returned: 5,
+            returned_units: 4,
+        }),
+        "{:?}",
+        v.violations
+    );
+    // The counters agree with each other (g − rel = live + available), so only the order
+    // rows can tell: that check is the one that catches a unit coming back twice.
+    assert_eq!(v.violations.len(), 1, "{:?}", v.violations);
 }
 
 /// A region whose published `R` exceeds what it was asked for is named, and the pool does not

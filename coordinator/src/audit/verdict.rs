@@ -23,6 +23,16 @@ pub(crate) enum Violation {
         /// Σ quantity of its order rows.
         order_units: i64,
     },
+    /// The region's `returned` counter disagrees with its cancelled and expired orders: units
+    /// came back without an order closing (or an order closed without giving them back).
+    ReturnedMismatch {
+        /// The region.
+        region: String,
+        /// Its `returned` counter.
+        returned: i64,
+        /// Σ quantity of its cancelled and expired orders.
+        returned_units: i64,
+    },
     /// The region's Redis would admit more than its Postgres can accept
     /// (`stock + in flight − available > 0`).
     RedisDrift {
@@ -103,6 +113,15 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "{region}: sold = {sold} but its orders hold {order_units} units"
+            ),
+            Violation::ReturnedMismatch {
+                region,
+                returned,
+                returned_units,
+            } => write!(
+                f,
+                "{region}: returned = {returned} but its cancelled and expired orders hold \
+                 {returned_units} units"
             ),
             Violation::RedisDrift { region, excess } => write!(
                 f,
@@ -262,9 +281,11 @@ pub(crate) fn region_audit(snap: &LedgerSnapshot, r: &str, t: &RegionTruth) -> R
         released: t.released,
         released_published: published,
         sold: t.sold,
+        returned: t.returned,
         available: t.available,
         order_count: t.order_count,
         order_units: t.order_units,
+        returned_units: t.returned_units,
         grant_in_transit: grant - t.granted,
         release_in_transit: t.released - published,
         redis_stock: t.redis_stock,
@@ -313,7 +334,9 @@ pub(crate) fn evaluate(
         terms.insert(
             r.clone(),
             RegionTerms {
-                sold: audit.sold,
+                // Units in live orders: what the region's holding `g − rel` splits into with
+                // `available`.
+                sold: audit.sold - audit.returned,
                 available: audit.available,
                 grant_in_transit: audit.grant_in_transit,
                 release_in_transit: audit.release_in_transit,
@@ -324,6 +347,13 @@ pub(crate) fn evaluate(
                 region: r.clone(),
                 sold: t.sold,
                 order_units: t.order_units,
+            });
+        }
+        if t.returned != t.returned_units {
+            violations.push(Violation::ReturnedMismatch {
+                region: r.clone(),
+                returned: t.returned,
+                returned_units: t.returned_units,
             });
         }
         if let Some(excess) = audit.redis_drift.filter(|d| *d > 0) {

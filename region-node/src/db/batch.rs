@@ -2,8 +2,8 @@
 //! batch fails, is `crate::batch`).
 //!
 //! Insert every order (`ON CONFLICT (user_id, product_id) DO NOTHING`), then
-//! `UPDATE … SET sold = sold + Σ inserted WHERE granted − released − sold ≥ Σ inserted`. If that
-//! finds too little (Redis was ahead of Postgres), the transaction rolls back and nothing is
+//! `UPDATE … SET sold = sold + Σ inserted WHERE granted − released − sold + returned ≥ Σ
+//! inserted`. If that finds too little (Redis was ahead of Postgres), the transaction rolls back and nothing is
 //! committed — so a batch can never sell more than the row allows.
 //!
 //! Every answer is decided *inside* the transaction, before `COMMIT` (the conflicting buyers'
@@ -65,7 +65,7 @@ impl Db {
             let n = tx
                 .execute(
                     "UPDATE region_quota SET sold = sold + $2, updated_at = now()
-                      WHERE product_id = $1 AND granted - released - sold >= $2",
+                      WHERE product_id = $1 AND granted - released - sold + returned >= $2",
                     &[&product_id, &units],
                 )
                 .await?;

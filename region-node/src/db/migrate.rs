@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "home_regions",
         include_str!("../../../migrations/0005_home_regions.sql"),
     ),
+    (
+        6,
+        "order_lifecycle",
+        include_str!("../../../migrations/0006_order_lifecycle.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations ("quota" in ASCII).

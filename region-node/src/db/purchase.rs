@@ -3,7 +3,7 @@
 //! baselines (pessimistic row lock, optimistic version column).
 //!
 //! All of them are safe by the same argument: `sold` only grows through an update that
-//! re-checks `granted − released − sold` under the row lock (or the version compare), backed by
+//! re-checks `granted − released − sold + returned` under the row lock (or the version compare), backed by
 //! the CHECK constraint; `UNIQUE(user_id, product_id)` bounds buyers.
 
 use rust_decimal::Decimal;
@@ -65,7 +65,7 @@ impl Db {
         let tx = c.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT q.granted - q.released - q.sold, p.price,
+                "SELECT q.granted - q.released - q.sold + q.returned, p.price,
                         NOT p.ended AND now() >= p.start_time AND now() < p.end_time
                    FROM region_quota q JOIN products p USING (product_id)
                   WHERE q.product_id = $1 FOR UPDATE OF q",
@@ -105,7 +105,7 @@ impl Db {
         let mut c = self.conn().await?;
         let Some(row) = c
             .query_opt(
-                "SELECT q.granted - q.released - q.sold, q.version, p.price,
+                "SELECT q.granted - q.released - q.sold + q.returned, q.version, p.price,
                         NOT p.ended AND now() >= p.start_time AND now() < p.end_time
                    FROM region_quota q JOIN products p USING (product_id)
                   WHERE q.product_id = $1",
@@ -131,7 +131,8 @@ impl Db {
         let n = tx
             .execute(
                 "UPDATE region_quota SET sold = sold + $3, version = version + 1, updated_at = now()
-                  WHERE product_id = $1 AND version = $2 AND granted - released - sold >= $3",
+                  WHERE product_id = $1 AND version = $2
+                    AND granted - released - sold + returned >= $3",
                 &[&new.product_id, &version, &i64::from(new.quantity)],
             )
             .await?;

@@ -6,6 +6,7 @@
 //! | [`QuotaRow::applied_grant`] | `g`, the grant applied here | `granted` |
 //! | [`QuotaRow::released_locally`] | `rel`, units released here | `released` |
 //! | [`QuotaRow::sold`] | `sold` | `sold` |
+//! | [`QuotaRow::returned`] | `returned` | `returned` |
 //!
 //! `R` (the release *published* to etcd) is [`quota_shared::model::ReleasePublished`]; it
 //! trails `rel` (see [`super::release`]).
@@ -25,37 +26,47 @@ pub(crate) struct QuotaRow {
     /// `rel`: units released back to the pool here (cumulative; column `released`). Not the
     /// published `R`, which may trail it ("release in transit").
     pub(crate) released_locally: i64,
-    /// Units sold.
+    /// Units ever ordered here (cumulative, whatever became of the orders).
     pub(crate) sold: i64,
+    /// Units of cancelled and expired orders given back to this region's stock (cumulative;
+    /// raised by the database in the transaction that closes the order).
+    pub(crate) returned: i64,
 }
 
 impl QuotaRow {
-    /// The one mapping of `SELECT granted, released, sold …` (in that order) to a row.
+    /// The one mapping of `SELECT granted, released, sold, returned …` (in that order) to a
+    /// row.
     fn from_row(r: &Row) -> QuotaRow {
         QuotaRow {
             applied_grant: r.get(0),
             released_locally: r.get(1),
             sold: r.get(2),
+            returned: r.get(3),
         }
     }
 
-    /// `g − rel − sold`.
+    /// `g − rel − sold + returned`.
     pub(crate) fn available(&self) -> i64 {
-        quota_shared::reconcile::pg_available(self.applied_grant, self.released_locally, self.sold)
+        quota_shared::reconcile::pg_available(
+            self.applied_grant,
+            self.released_locally,
+            self.sold - self.returned,
+        )
     }
 
-    /// `g − rel`: what the region holds (sold or available).
+    /// `g − rel`: what the region holds (in live orders or available).
     pub(crate) fn holding(&self) -> i64 {
         self.applied_grant - self.released_locally
     }
 }
 
 /// The quota row read by the audit, the reconciler and the release handler.
-const SELECT_QUOTA: &str = "SELECT granted, released, sold FROM region_quota WHERE product_id = $1";
+const SELECT_QUOTA: &str =
+    "SELECT granted, released, sold, returned FROM region_quota WHERE product_id = $1";
 
 /// The same row, locked until the transaction ends.
 const LOCK_QUOTA: &str =
-    "SELECT granted, released, sold FROM region_quota WHERE product_id = $1 FOR UPDATE";
+    "SELECT granted, released, sold, returned FROM region_quota WHERE product_id = $1 FOR UPDATE";
 
 /// `G`: a cumulative grant as the coordinator wrote it to etcd. Its own type because applying
 /// it is `g := max(g, G)`, and passing `g` (or an increment) where `G` is meant would silently

@@ -51,6 +51,7 @@ pub(super) async fn report(
             granted: q.applied_grant,
             released: q.released_locally,
             sold: q.sold,
+            returned: q.returned,
             available: q.available(),
             demand: rate,
             release_in_flight: pending.amount(product_id),

@@ -136,6 +136,7 @@ impl Region {
             granted: self.g,
             released: self.rel,
             sold: self.sold,
+            returned: 0,
             available: self.available(),
             demand,
             // Requests are handled the moment they arrive: none waits.
