@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use quota_shared::admin_auth::{AdminTokens, Scope};
 #[allow(unused_imports)] // some are named by the #[utoipa::path] documents only
@@ -212,8 +211,17 @@ async fn forward_writes(
     Ok(out.body(Body::from(bytes)).expect("valid response"))
 }
 
+/// A request body: a JSON object (serde would also fill a struct from an array, which no
+/// document of this API describes) of type `T`.
 fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, CoordError> {
-    serde_json::from_slice(body).map_err(|e| CoordError::Invalid(format!("invalid JSON body: {e}")))
+    let invalid = |e: serde_json::Error| CoordError::Invalid(format!("invalid JSON body: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(CoordError::Invalid(
+            "invalid JSON body: it must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
 }
 
 fn product_id(raw: &str) -> Result<i64, CoordError> {
@@ -554,12 +562,8 @@ pub(crate) async fn set_home_regions(
     ))
 }
 
-/// `?product=ID` narrows status and audit to one product.
-#[derive(Deserialize)]
-pub(crate) struct Only {
-    product: Option<String>,
-}
-
+/// `?product=ID` narrows status and audit to one product (read from a map, which takes any
+/// query string, so a malformed one is refused by [`product_id`] as JSON like every error).
 fn only(q: &BTreeMap<String, String>) -> Result<Option<i64>, CoordError> {
     q.get("product").map(|p| product_id(p)).transpose()
 }
@@ -605,10 +609,9 @@ pub(crate) async fn status(
 )]
 pub(crate) async fn audit(
     State(st): State<Arc<ApiState>>,
-    Query(q): Query<Only>,
+    Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<impl IntoResponse, CoordError> {
-    let id = q.product.as_deref().map(product_id).transpose()?;
-    Ok(Json(st.escrow.audit(id).await?))
+    Ok(Json(st.escrow.audit(only(&q)?).await?))
 }
 
 /// `GET /metrics`: Prometheus text, the ledger read from etcd now.
