@@ -115,14 +115,18 @@ fn config(dir: &Path, name: &str, toml: &str) -> PathBuf {
 }
 
 /// What both runs share: a fixed seed (a failure reproduces), one worker (two cores shared
-/// with the servers), a bound on cases per operation and stateful scenario steps.
+/// with the servers), a bound on cases per operation and stateful scenario steps, and nothing
+/// kept between runs (no cache or example database in the work tree).
 const COMMON: &str = r#"
 seed = 11
 workers = 1
+[cache]
+enabled = false
 [generation]
-max-examples = 100
+max-examples = 300
+database = "none"
 [phases.stateful]
-max-steps = 6
+max-steps = 10
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,7 +87,9 @@ pub(super) const MAX_REQUEST_ID: usize = 64;
         (status = 404, description = "unknown_product", body = ErrorBody),
         (status = 409, description = "already_purchased: the user holds an order for this \
             product, its order_id included (null while their other purchase is in flight): \
-            show it, do not retry", body = ErrorBody),
+            show it, do not retry", body = ErrorBody,
+         links(("GetExistingOrder" = (operation_id = "getOrder",
+             parameters(("order_id" = "$response.body#/error/order_id")))))),
         (status = 410, description = "sold_out: nothing left here and nothing can come here", body = ErrorBody),
         (status = 413, description = "payload_too_large: body over 4096 bytes", body = ErrorBody),
         (status = 421, description = "wrong_region: the sale has home regions and this buyer's \
