@@ -42,4 +42,9 @@ if [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$REQUIREMENTS" ]; then
 fi
 [ -x "$VENV/bin/st" ] || die "$VENV/bin/st missing after the install"
 
-exec "$VENV/bin/st" --config-file "$CONFIG" run "$SCHEMA" --no-color "$@"
+# Run beside the config, so whatever Schemathesis or Hypothesis leave behind stays out of the
+# work tree.
+ST="$PWD/$VENV/bin/st"
+CONFIG_DIR=$(cd "$(dirname "$CONFIG")" && pwd)
+cd "$CONFIG_DIR"
+exec "$ST" --config-file "$CONFIG_DIR/$(basename "$CONFIG")" run "$SCHEMA" --no-color "$@"

@@ -13,9 +13,12 @@ use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 
 use super::docs::{ErrorBody, Health};
-use super::public::{MAX_REQUEST_ID, REQUEST_ID};
+use super::public::MAX_REQUEST_ID;
 #[cfg(test)]
 use crate::error::ApiError;
+
+/// The request-id header as the document spells it (`REQUEST_ID` is its lowercase wire name).
+const REQUEST_ID_HEADER: &str = "X-Request-Id";
 
 /// The document's description: how to read every answer.
 const ABOUT: &str = "One region's flash-sale API. Every error is \
@@ -85,7 +88,7 @@ impl Modify for ByRule {
         {
             if let RefOr::T(resp) = resp {
                 resp.headers
-                    .insert(REQUEST_ID.into(), RefOr::T(echo.clone()));
+                    .insert(REQUEST_ID_HEADER.into(), RefOr::T(echo.clone()));
             }
         }
     }
@@ -127,6 +130,7 @@ mod tests {
     use axum::response::IntoResponse;
     use serde_json::{json, Value};
 
+    use super::super::public::REQUEST_ID;
     use super::*;
 
     /// One of every [`ApiError`] variant.
@@ -283,16 +287,17 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["name"] == "X-Request-Id")
+            .find(|p| p["name"] == REQUEST_ID_HEADER)
             .expect("X-Request-Id documented");
         assert_eq!(param["in"], "header");
         assert_eq!(param["schema"]["maxLength"], json!(MAX_REQUEST_ID));
         for (status, resp) in op["responses"].as_object().unwrap() {
             assert_eq!(
-                resp["headers"][REQUEST_ID]["required"],
+                resp["headers"][REQUEST_ID_HEADER]["required"],
                 json!(true),
                 "{status}"
             );
         }
+        assert!(REQUEST_ID_HEADER.eq_ignore_ascii_case(REQUEST_ID));
     }
 }
