@@ -21,16 +21,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use quota_shared::admin_auth::{AdminTokens, Scope};
+#[allow(unused_imports)] // some are named by the #[utoipa::path] documents only
 use quota_shared::wire::{
-    CreateProduct, Drain, DrainView, HomeRegions, Restock, RoundView, SetPolicy, SetSplit,
-    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
+    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, ProductView, RegionView, Restock,
+    RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
 
 use crate::error::CoordError;
 use crate::escrow::Escrow;
+use crate::openapi::{ErrorBody, Readiness};
 use crate::operation::{self, Operation};
 
 /// A keyed call's [`Operation`], if the client sent an `Idempotency-Key`.
@@ -82,12 +83,12 @@ pub fn router(st: Arc<ApiState>) -> Router {
         ));
     Router::new()
         .merge(admin)
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(crate::openapi::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        // The admin API's contract; like the health endpoints outside /v1/admin/, so it needs
+        // no token (`required_scope`): it holds no data.
+        .route("/openapi.json", get(crate::openapi::openapi_json))
         // The live sale page's shell: no data and no token in it (see `crate::page`).
         .route("/page/products/{id}", get(crate::page::sale_page))
         .fallback(|| async { CoordError::NotFound })
@@ -210,8 +211,17 @@ async fn forward_writes(
     Ok(out.body(Body::from(bytes)).expect("valid response"))
 }
 
+/// A request body: a JSON object (serde would also fill a struct from an array, which no
+/// document of this API describes) of type `T`.
 fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, CoordError> {
-    serde_json::from_slice(body).map_err(|e| CoordError::Invalid(format!("invalid JSON body: {e}")))
+    let invalid = |e: serde_json::Error| CoordError::Invalid(format!("invalid JSON body: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(CoordError::Invalid(
+            "invalid JSON body: it must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
 }
 
 fn product_id(raw: &str) -> Result<i64, CoordError> {
@@ -221,7 +231,33 @@ fn product_id(raw: &str) -> Result<i64, CoordError> {
         .ok_or_else(|| CoordError::Invalid("product id must be a positive integer".into()))
 }
 
-async fn create_product(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/products",
+    operation_id = "createProduct",
+    summary = "Create a sale (an initial split is granted at once)",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    request_body(content = CreateProduct, content_type = "application/json"),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 201, description = "The product as the ledger has it", body = ProductView, links(
+             ("ShowProduct" = (operation_id = "showProduct", parameters(("id" = "$response.body#/spec/product_id")))),
+             ("SetQuota" = (operation_id = "setQuota", parameters(("id" = "$response.body#/spec/product_id")))),
+             ("SetPolicy" = (operation_id = "setPolicy", parameters(("id" = "$response.body#/spec/product_id")))),
+             ("Restock" = (operation_id = "restock", parameters(("id" = "$response.body#/spec/product_id")))),
+             ("Rebalance" = (operation_id = "rebalance", parameters(("id" = "$response.body#/spec/product_id")))),
+             ("EndSale" = (operation_id = "endSale", parameters(("id" = "$response.body#/spec/product_id")))),
+             ("Status" = (operation_id = "status", parameters(("product" = "$response.body#/spec/product_id")))),
+         )),
+        (status = 400, description = "invalid_request: malformed body, a field out of range, end not after start, unknown or repeated regions, a split over the total; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 409, description = "conflict: the product already exists", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn create_product(
     State(st): State<Arc<ApiState>>,
     op: Keyed,
     body: Bytes,
@@ -233,7 +269,22 @@ async fn create_product(
     ))
 }
 
-async fn list_products(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, CoordError> {
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products",
+    operation_id = "listProducts",
+    summary = "Every product with its ledger",
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The products", body = Vec<ProductView>),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn list_products(
+    State(st): State<Arc<ApiState>>,
+) -> Result<impl IntoResponse, CoordError> {
     let mut out = Vec::new();
     for id in st.escrow.store.product_ids().await? {
         out.push(st.escrow.store.read(id).await?.view());
@@ -241,14 +292,48 @@ async fn list_products(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespo
     Ok(Json(out))
 }
 
-async fn show_product(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products/{id}",
+    operation_id = "showProduct",
+    summary = "One product with its ledger",
+    params(("id" = i64, Path, minimum = 1, description = "The product")),
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The product", body = ProductView),
+        (status = 400, description = "invalid_request: a bad product id; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn show_product(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, CoordError> {
     Ok(Json(st.escrow.store.read(product_id(&raw)?).await?.view()))
 }
 
-async fn set_quota(
+#[utoipa::path(
+    put,
+    path = "/v1/admin/products/{id}/quota",
+    operation_id = "setQuota",
+    summary = "Set a static split (switches the product to the static policy)",
+    params(("id" = i64, Path, minimum = 1, description = "The product"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    request_body(content = SetSplit, content_type = "application/json"),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "The moves made and the product after them", body = RoundView),
+        (status = 400, description = "invalid_request: malformed body, unknown regions, a negative share, a split over the total; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn set_quota(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
     op: Keyed,
@@ -260,7 +345,25 @@ async fn set_quota(
     Ok(Json(RoundView { moves, product }))
 }
 
-async fn set_policy(
+#[utoipa::path(
+    put,
+    path = "/v1/admin/products/{id}/policy",
+    operation_id = "setPolicy",
+    summary = "Set how the rebalancer moves quota",
+    params(("id" = i64, Path, minimum = 1, description = "The product"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    request_body(content = SetPolicy, content_type = "application/json"),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "The product", body = ProductView),
+        (status = 400, description = "invalid_request: malformed body; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn set_policy(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
     op: Keyed,
@@ -273,7 +376,25 @@ async fn set_policy(
     ))
 }
 
-async fn restock(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/products/{id}/restock",
+    operation_id = "restock",
+    summary = "Add units to the pool (and the total)",
+    params(("id" = i64, Path, minimum = 1, description = "The product"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    request_body(content = Restock, content_type = "application/json"),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "The product", body = ProductView),
+        (status = 400, description = "invalid_request: malformed body, a total over the maximum; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn restock(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
     op: Keyed,
@@ -284,7 +405,24 @@ async fn restock(
     Ok(Json(st.escrow.restock(id, req.units, op.as_deref()).await?))
 }
 
-async fn end(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/products/{id}/end",
+    operation_id = "endSale",
+    summary = "End the sale now (refused everywhere from then on)",
+    params(("id" = i64, Path, minimum = 1, description = "The product"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "The product", body = ProductView),
+        (status = 400, description = "invalid_request: a bad product id; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn end(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
     op: Keyed,
@@ -292,7 +430,24 @@ async fn end(
     Ok(Json(st.escrow.end(product_id(&raw)?, op.as_deref()).await?))
 }
 
-async fn rebalance(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/products/{id}/rebalance",
+    operation_id = "rebalance",
+    summary = "Run one rebalance round now",
+    params(("id" = i64, Path, minimum = 1, description = "The product"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "The moves made and the product after them", body = RoundView),
+        (status = 400, description = "invalid_request: a bad product id; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn rebalance(
     State(st): State<Arc<ApiState>>,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, CoordError> {
@@ -304,11 +459,43 @@ async fn rebalance(
     }))
 }
 
-async fn list_regions(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, CoordError> {
+#[utoipa::path(
+    get,
+    path = "/v1/admin/regions",
+    operation_id = "listRegions",
+    summary = "Registered regions, alive or not",
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The regions", body = Vec<RegionView>),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn list_regions(
+    State(st): State<Arc<ApiState>>,
+) -> Result<impl IntoResponse, CoordError> {
     Ok(Json(st.escrow.store.regions().await?))
 }
 
-async fn drain(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/regions/{region}/drain",
+    operation_id = "drainRegion",
+    summary = "Start (or stop) draining a region: its unsold quota returns to the pool",
+    params(("region" = String, Path, pattern = "^[a-z][a-z0-9-]{0,31}$", description = "The region"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    request_body(content = Option<Drain>, content_type = "application/json", description = "Empty: start draining"),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "Whether the region drains now", body = DrainView),
+        (status = 400, description = "invalid_request: malformed body, an unknown region; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn drain(
     State(st): State<Arc<ApiState>>,
     Path(region): Path<String>,
     op: Keyed,
@@ -326,13 +513,43 @@ async fn drain(
     }))
 }
 
-async fn show_home_regions(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/home-regions",
+    operation_id = "showHomeRegions",
+    summary = "The home regions new sales get",
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The list", body = HomeRegions),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn show_home_regions(
     State(st): State<Arc<ApiState>>,
 ) -> Result<impl IntoResponse, CoordError> {
     Ok(Json(st.escrow.store.home_regions().await?))
 }
 
-async fn set_home_regions(
+#[utoipa::path(
+    put,
+    path = "/v1/admin/home-regions",
+    operation_id = "setHomeRegions",
+    summary = "Set the home regions new sales get (sales already on keep theirs)",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Names this change: sent again with the same key and body it is applied once (the answer then carries Idempotent-Replayed: true)")),
+    request_body(content = HomeRegions, content_type = "application/json"),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "The list as stored (sorted)", body = HomeRegions),
+        (status = 400, description = "invalid_request: malformed body, unknown or repeated regions; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope (auditor, region-admin)", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for another call; nothing was changed", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable or the ledger kept changing; not_leader: no leader to forward to. Retry after Retry-After (with the same Idempotency-Key)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn set_home_regions(
     State(st): State<Arc<ApiState>>,
     op: Keyed,
     body: Bytes,
@@ -345,47 +562,102 @@ async fn set_home_regions(
     ))
 }
 
-/// `?product=ID` narrows status and audit to one product.
-#[derive(Deserialize)]
-struct Only {
-    product: Option<String>,
-}
-
+/// `?product=ID` narrows status and audit to one product (read from a map, which takes any
+/// query string, so a malformed one is refused by [`product_id`] as JSON like every error).
 fn only(q: &BTreeMap<String, String>) -> Result<Option<i64>, CoordError> {
     q.get("product").map(|p| product_id(p)).transpose()
 }
 
-async fn status(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/status",
+    operation_id = "status",
+    summary = "What etcd says of every product (or one): ledger and region reports",
+    params(("product" = Option<i64>, Query, minimum = 1, description = "Only this product")),
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The status", body = StatusView),
+        (status = 400, description = "invalid_request: a bad product id; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn status(
     State(st): State<Arc<ApiState>>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<impl IntoResponse, CoordError> {
     Ok(Json(st.escrow.status(only(&q)?).await?))
 }
 
-async fn audit(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/audit",
+    operation_id = "audit",
+    summary = "The conservation audit of every product (or one), reading every region",
+    params(("product" = Option<i64>, Query, minimum = 1, description = "Only this product")),
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The verdict", body = AuditReport),
+        (status = 400, description = "invalid_request: a bad product id; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn audit(
     State(st): State<Arc<ApiState>>,
-    Query(q): Query<Only>,
+    Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<impl IntoResponse, CoordError> {
-    let id = q.product.as_deref().map(product_id).transpose()?;
-    Ok(Json(st.escrow.audit(id).await?))
+    Ok(Json(st.escrow.audit(only(&q)?).await?))
 }
 
 /// `GET /metrics`: Prometheus text, the ledger read from etcd now.
-async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (text exposition format 0.0.4), no token",
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain")),
+)]
+pub(crate) async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(&st.escrow, &st.metrics).await,
     )
 }
 
-async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
+/// `GET /readyz`: whether this instance reaches etcd (leader or standby alike).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    summary = "Ready: etcd reachable; says whether this instance leads",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: etcd unreachable", body = Readiness),
+    ),
+)]
+pub(crate) async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
     let leader = st.escrow.store.is_leader();
     match st.escrow.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready", "id": st.id, "leader": leader}))
-            .into_response(),
+        Ok(()) => Json(Readiness {
+            status: "ready",
+            id: st.id.clone(),
+            leader: Some(leader),
+            etcd: None,
+        })
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not_ready", "id": st.id, "etcd": e.to_string()})),
+            Json(Readiness {
+                status: "not_ready",
+                id: st.id.clone(),
+                leader: None,
+                etcd: Some(e.to_string()),
+            }),
         )
             .into_response(),
     }
@@ -436,6 +708,7 @@ mod tests {
             (Method::GET, "/healthz", None),
             (Method::GET, "/readyz", None),
             (Method::GET, "/metrics", None),
+            (Method::GET, "/openapi.json", None),
             (Method::GET, "/page/products/1001", None),
             (Method::GET, "/v1/administrator", None),
             (Method::GET, "/", None),

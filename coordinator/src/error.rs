@@ -65,6 +65,22 @@ impl From<quota_shared::Invalid> for CoordError {
 }
 
 impl CoordError {
+    /// Every code [`CoordError::status_code`] can answer with, for the OpenAPI document's
+    /// error schema (a unit test of `openapi` holds the two together).
+    pub(crate) const CODES: [&'static str; 11] = [
+        "invalid_request",
+        "unauthorized",
+        FORBIDDEN_SCOPE,
+        "unknown_product",
+        "not_found",
+        "method_not_allowed",
+        "conflict",
+        "idempotency_key_reused",
+        "unavailable",
+        "not_leader",
+        "internal",
+    ];
+
     /// HTTP status and stable code.
     pub(crate) fn status_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -107,6 +123,12 @@ impl IntoResponse for CoordError {
         };
         if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        // Between leaders or cut off from etcd: a client (quotactl does) tries again shortly,
+        // or another instance.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

@@ -15,6 +15,8 @@
 //! * `leader` — leader election; the leader runs a rebalance round per product every 100 ms.
 //! * `api` — the authenticated admin API that `quotactl` talks to; standbys forward writes
 //!   to the leader. Its JSON types are [`quota_shared::wire`].
+//! * `openapi` — the admin API's OpenAPI document (`GET /openapi.json`), derived from the
+//!   handlers and [`quota_shared::wire`].
 //! * `operation` — idempotency keys: a mutating call applied at most once however often it is
 //!   sent.
 //! * `error` — [`CoordError`] and its HTTP mapping.
@@ -33,6 +35,7 @@ mod escrow;
 mod leader;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod operation;
 mod page;
 mod rebalance;

@@ -26,6 +26,17 @@ const PAGE: &str = include_str!("page.html");
 
 /// The page for product `raw` (a positive integer; whether it exists is the data's business,
 /// which needs the token, so an unknown product's page says so only once a token reads it).
+#[utoipa::path(
+    get,
+    path = "/page/products/{id}",
+    operation_id = "salePage",
+    summary = "The live sale page (HTML, no data: it reads the API with the token after '#')",
+    params(("id" = i64, Path, minimum = 1, description = "The product")),
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = 400, description = "invalid_request: a bad product id", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn sale_page(Path(raw): Path<String>) -> Result<Response, CoordError> {
     if !raw.parse::<i64>().is_ok_and(|v| v > 0) {
         return Err(CoordError::Invalid(

@@ -113,6 +113,31 @@ impl From<Denied> for ApiError {
 }
 
 impl ApiError {
+    /// Every code [`ApiError::code`] can answer with, for the OpenAPI document's error schema
+    /// (a unit test of `http::openapi` holds the two together).
+    pub(crate) const CODES: [&'static str; 20] = [
+        "invalid_request",
+        "payload_too_large",
+        "unknown_product",
+        "unknown_order",
+        "not_found",
+        "method_not_allowed",
+        "sale_not_active",
+        "already_purchased",
+        "sold_out",
+        "wrong_region",
+        "unauthorized",
+        FORBIDDEN_SCOPE,
+        "token_missing",
+        "token_expired",
+        "token_invalid",
+        "user_mismatch",
+        "rate_limited",
+        "unavailable",
+        "awaiting_stock",
+        "internal",
+    ];
+
     /// The refusal for a buyer the availability rule turned away: 503 awaiting_stock or 410
     /// sold_out. Every such answer is built here, from [`Availability`]. (`Open` is never what
     /// a refused buyer's rule says; it maps to sold out only to keep the match total.)

@@ -94,9 +94,19 @@ pub fn parse_purchase_body(body: &[u8]) -> Result<PurchaseBody, Rejection> {
     Ok(PurchaseBody { user_id, quantity })
 }
 
-/// A JSON value that is an integer > 0 (not a float, not a string).
+/// A JSON value that is an integer > 0: `82`, or `82.0` — JSON has one number type, and JSON
+/// Schema (so the OpenAPI document) counts a number without a fraction as an integer — but
+/// not `82.5`, nor a string. An integral float beyond 2^53 is not exact, so it is refused.
 fn positive_int(v: &Value) -> Option<i64> {
-    v.as_i64().filter(|n| *n > 0)
+    #[allow(clippy::cast_precision_loss)] // 2^53 - 1 is exact in f64
+    let exact = 1.0..=MAX_USER_ID as f64;
+    v.as_i64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && exact.contains(f))
+                .map(|f| f as i64)
+        })
+        .filter(|n| *n > 0)
 }
 
 /// The checks that need only the product spec and the clock, in the order buyers should hear
@@ -232,7 +242,8 @@ mod tests {
             b"{\"user_id\":9007199254740992}",
             b"{\"user_id\":1,\"quantity\":0}",
             b"{\"user_id\":1,\"quantity\":-1}",
-            b"{\"user_id\":1,\"quantity\":1.0}",
+            b"{\"user_id\":1,\"quantity\":1.5}",
+            b"{\"user_id\":9007199254740992.0}",
             b"{\"user_id\":1,\"qty\":1}",
         ];
         for body in cases {
@@ -265,6 +276,14 @@ mod tests {
                 .unwrap()
                 .quantity,
             1
+        );
+        // A number without a fraction is an integer, for JSON Schema as for this parser.
+        assert_eq!(
+            parse_purchase(b"{\"user_id\":7.0,\"quantity\":82.0}").unwrap(),
+            PurchaseRequest {
+                user_id: 7,
+                quantity: 82
+            }
         );
     }
 

@@ -2,6 +2,7 @@
 //!
 //! * [`keys`] — the etcd key schema, and which process may write each key.
 //! * [`model`] — the JSON documents stored under those keys (product spec, ledger, region info).
+//! * [`order`] — an order's life after the click: the allowed changes, which give units back.
 //! * [`ledger`] — pure arithmetic over the global ledger: pool, split validation, the
 //!   conservation identity the audit checks.
 //! * [`admission`] — the pure request checks a region applies before touching Redis.
@@ -19,7 +20,10 @@
 //! * [`api`] — the JSON error envelope every HTTP service answers with.
 //! * [`admin_auth`] — admin bearer tokens, their scopes (operator, auditor, region-admin) and
 //!   the one check the coordinator and the region node make (and the token files they read).
-//! * [`wire`] — the typed HTTP contract between region nodes, coordinator, quotactl, loadgen.
+//! * [`wire`] — the typed HTTP contract between region nodes, coordinator, quotactl, loadgen;
+//!   [`price`] — how a price travels in it.
+//! * [`openapi`] — what the two services' OpenAPI documents share (error envelope, headers,
+//!   security schemes).
 //!
 //! Nothing here does I/O beyond reading a file it is handed (a config file, a token file), so
 //! all of it is unit- and property-tested without servers.
@@ -35,8 +39,10 @@ mod error;
 pub mod keys;
 pub mod ledger;
 pub mod model;
+pub mod openapi;
 pub mod order;
 pub mod policy;
+pub mod price;
 pub mod quality;
 pub mod reconcile;
 pub mod region_steps;

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TOTAL: i64 = 1_000_000_000;
 /// Largest per-user limit (orders are one row per user and product, quantity ≤ this).
 pub const MAX_PER_USER_LIMIT: i32 = 100;
-/// Largest price NUMERIC(10,2) can hold.
-pub const MAX_PRICE: Decimal = Decimal::from_parts(99_999_999, 0, 0, false, 0);
+/// Largest price NUMERIC(10,2) can hold: 99999999.99 (9 999 999 999 hundredths).
+pub const MAX_PRICE: Decimal = Decimal::from_parts(1_410_065_407, 2, 0, false, 2);
 
 /// A product on sale, as every region sees it. Written by the coordinator only.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ProductSpec {
     /// Positive, chosen by the operator, unique.
     pub product_id: i64,
@@ -75,8 +75,9 @@ impl ProductSpec {
                 self.product_id
             ));
         }
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
+        // Counted untrimmed: a name padded to over 200 characters is refused, as the API's
+        // document says, not trimmed into range.
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             return invalid("name must be 1 to 200 characters");
         }
         if !(0..=MAX_TOTAL).contains(&self.total) {

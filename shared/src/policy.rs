@@ -92,7 +92,9 @@ use crate::error::Invalid;
 
 /// Which targets the coordinator steers towards; chosen per deployment (or product) by the
 /// operator, so it parses from config and CLI as a lowercase word.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyKind {
     /// Follow demand: quota goes where buyers are (the default, because it sells out fastest).
@@ -227,7 +229,7 @@ pub struct RegionState {
 
 /// One instruction for the coordinator. Serialized as `{"kind": "grant", "region": …,
 /// "units": …}` so plans read well in logs and audit records.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Move {
     /// Move `units` from the pool to an alive region (raises its cumulative grant).

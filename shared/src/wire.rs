@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::Invalid;
 use crate::model::ProductSpec;
@@ -66,7 +67,7 @@ impl std::fmt::Display for IdempotencyKey {
 /// `GET /v1/admin/products/{p}/audit` on a region node: the region's truth about one product,
 /// read in one Postgres snapshot, plus what its Redis holds. The coordinator's audit compares
 /// it with the ledger.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RegionTruth {
     /// The region that answered.
     pub region: String,
@@ -92,6 +93,7 @@ pub struct RegionTruth {
     pub returned_units: i64,
     /// Every buyer and the units they hold, `(user_id, units)` (for the cross-region per-user
     /// check).
+    #[schema(value_type = Vec<Vec<i64>>)]
     pub buyers: Vec<(i64, i64)>,
     /// Admission tokens in Redis; `None` when Redis could not be read or is being rebuilt.
     pub redis_stock: Option<i64>,
@@ -106,19 +108,25 @@ pub struct RegionTruth {
 
 /// `POST /v1/admin/products`: a new sale. Omitted times default to now and now + 1 h; the
 /// per-user limit defaults to 1. `split` optionally grants an initial static split.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
     /// Positive, unique.
+    #[schema(minimum = 1)]
     pub product_id: i64,
     /// Shown to buyers.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// Units on sale in all regions.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub total: i64,
     /// Sale price.
+    #[serde(deserialize_with = "crate::price::deserialize")]
+    #[schema(value_type = String, pattern = r"^[0-9]{1,8}(\.[0-9]{1,2})?$", example = "99.00")]
     pub price: Decimal,
     /// List price (defaults to the sale price).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::price::deserialize_option")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]{1,8}(\.[0-9]{1,2})?$")]
     pub original_price: Option<Decimal>,
     /// Sale start (default: now).
     #[serde(default)]
@@ -128,9 +136,11 @@ pub struct CreateProduct {
     pub end_time: Option<DateTime<Utc>>,
     /// Units per user across regions (default 1).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub per_user_limit: Option<i32>,
     /// Units each region should hold initially (`G − R`; the rest stays in the pool).
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, u32>>)]
     pub split: Option<BTreeMap<String, i64>>,
     /// Rebalance policy (default: demand).
     #[serde(default)]
@@ -138,21 +148,39 @@ pub struct CreateProduct {
     /// The sale's home regions (default: the deployment's list, [`HomeRegions`]); fixed for
     /// the sale's life.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<RegionName>>)]
     pub home_regions: Option<Vec<String>>,
 }
+
+/// A region name as the admin API takes it, for the OpenAPI document: 1–32 of `a-z 0-9 -`,
+/// starting with a letter ([`crate::model::validate_region_name`]).
+pub struct RegionName;
+
+impl utoipa::PartialSchema for RegionName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::schema(serde_json::json!({
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9-]{0,31}$",
+        }))
+        .into()
+    }
+}
+
+impl ToSchema for RegionName {}
 
 /// `GET`/`PUT /v1/admin/home-regions`: the regions among which each buyer of a sale created
 /// from now on has one home region (empty: no home regions, the per-user limit holds per
 /// region). Sales already created keep the list they were created with.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HomeRegions {
     /// Region names.
+    #[schema(value_type = Vec<RegionName>)]
     pub regions: Vec<String>,
 }
 
 /// `PUT /v1/admin/products/{id}/policy`: switch how the rebalancer moves quota.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPolicy {
     /// demand | static | even.
@@ -160,15 +188,16 @@ pub struct SetPolicy {
 }
 
 /// `POST /v1/admin/products/{id}/restock`: more units for the pool (and the total).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restock {
     /// Units added to the pool (> 0).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub units: i64,
 }
 
 /// `POST /v1/admin/regions/{region}/drain`: an empty body means "start draining".
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Drain {
     /// true: start draining; false: stop.
@@ -184,7 +213,7 @@ fn yes() -> bool {
 ///
 /// Fields are in alphabetical order so the JSON is byte-identical to the map the server
 /// answered with before this type existed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DrainView {
     /// Whether the region is being drained now.
     pub draining: bool,
@@ -193,15 +222,16 @@ pub struct DrainView {
 }
 
 /// `PUT /v1/admin/products/{id}/quota`: units each named region should hold.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetSplit {
     /// Region → units to hold (`G − R` after the change).
+    #[schema(value_type = BTreeMap<String, u32>)]
     pub split: BTreeMap<String, i64>,
 }
 
 /// The moves of one rebalance round (or of a new static split), with the product afterwards.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RoundView {
     /// Grants and releases made.
     pub moves: Vec<Move>,
@@ -210,7 +240,7 @@ pub struct RoundView {
 }
 
 /// One region's share of a product, as the ledger in etcd sees it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RegionShare {
     /// Cumulative grant `G` (etcd, coordinator-written).
     pub granted: i64,
@@ -221,7 +251,7 @@ pub struct RegionShare {
 }
 
 /// A product as the admin API shows it: spec plus the ledger's `G`/`R` per region.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductView {
     /// The spec regions see.
     pub spec: ProductSpec,
@@ -236,7 +266,7 @@ pub struct ProductView {
 }
 
 /// `GET /v1/admin/regions`: a region as the coordinator sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegionView {
     /// Name.
     pub region: String,
@@ -254,7 +284,7 @@ pub struct RegionView {
 
 /// `GET /v1/admin/status`: what etcd alone says (ledger plus region reports), no region is
 /// asked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StatusView {
     /// Id of the leading coordinator (None: no leader elected).
     pub leader: Option<String>,
@@ -263,7 +293,7 @@ pub struct StatusView {
 }
 
 /// One product's status.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductStatus {
     /// Id.
     pub product_id: i64,
@@ -286,7 +316,7 @@ pub struct ProductStatus {
 }
 
 /// One region's status for a product (report values are None while it does not report).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegionStatus {
     /// `G` (etcd).
     pub granted: i64,
@@ -309,7 +339,7 @@ pub struct RegionStatus {
 }
 
 /// `GET /v1/admin/audit`: the conservation audit of every product (or one).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditReport {
     /// Every product's identity holds and every region was read.
     pub ok: bool,
@@ -320,7 +350,7 @@ pub struct AuditReport {
 }
 
 /// One product's audit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductAudit {
     /// Id.
     pub product_id: i64,
@@ -342,7 +372,7 @@ pub struct ProductAudit {
 
 /// One region's terms in the audit: the ledger's side (`G`, `R`) next to the region's (`g`,
 /// `rel`, sold, orders, Redis).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegionAudit {
     /// `G` (etcd).
     pub granted: i64,

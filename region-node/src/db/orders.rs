@@ -40,7 +40,7 @@ pub(crate) enum PurchaseOutcome {
 }
 
 /// An order as stored and as returned by the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub(crate) struct Order {
     /// Globally unique (UUIDv7: time-ordered, minted by the node before Redis admission).
     pub(crate) order_id: Uuid,
@@ -51,10 +51,13 @@ pub(crate) struct Order {
     /// The region that sold it.
     pub(crate) region: String,
     /// Units.
+    #[schema(minimum = 1)]
     pub(crate) quantity: i32,
     /// Unit price, as a decimal string (e.g. "99.00").
+    #[schema(value_type = String, pattern = r"^[0-9]{1,8}\.[0-9]{2}$", example = "99.00")]
     pub(crate) price: Decimal,
     /// pending | paid | cancelled.
+    #[schema(example = "pending")]
     pub(crate) status: String,
     /// Commit time (database clock).
     pub(crate) created_at: DateTime<Utc>,

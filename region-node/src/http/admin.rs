@@ -10,6 +10,7 @@ use axum::Json;
 use quota_shared::admin_auth::{AdminToken, AdminTokens, Scope};
 use quota_shared::wire::RegionTruth;
 
+use super::docs::{ErrorBody, Readiness};
 use super::extract::positive_id;
 use crate::config::ServeConfig;
 use crate::db::DbError;
@@ -93,6 +94,24 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 /// the reads, so `sold` = order units and `stock + uncommitted in flight = available` hold
 /// exactly, and any difference is a real fault, not a race. A product this region never
 /// learned of has no row: its truth is all zeros.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products/{product_id}/audit",
+    operation_id = "regionAudit",
+    summary = "This region's truth for the coordinator's conservation audit",
+    description = "Read while holding the quota row lock, so sold = order units exactly. A \
+                   product this region never learned of answers all zeros.",
+    params(("product_id" = i64, Path, minimum = 1, description = "The product")),
+    security(("adminToken" = ["region-admin"])),
+    responses(
+        (status = 200, description = "The region's books for the product", body = RegionTruth),
+        (status = 400, description = "invalid_request: a bad product id", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, or one this node does not know", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a token this node knows (its \
+            --admin-token) without the region-admin scope; required_scope names it", body = ErrorBody),
+        (status = 503, description = "unavailable: Postgres down", body = ErrorBody),
+    ),
+)]
 pub(super) async fn audit_handler(
     State(st): State<Arc<AppState>>,
     Path(raw_id): Path<String>,
@@ -145,6 +164,16 @@ async fn region_truth(st: &AppState, product_id: i64) -> Result<RegionTruth, DbE
 
 /// 200 when Postgres (with current migrations) and Redis answer; etcd is reported but not
 /// required: a region cut off from etcd still sells what it holds.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    summary = "Ready to sell: Postgres (migrations current) and Redis reachable",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; the body says why", body = Readiness),
+    ),
+)]
 pub(super) async fn readyz_handler(State(st): State<Arc<AppState>>) -> Response {
     let pg = match st.db.bounded(st.db.ready()).await {
         Ok(true) => "ok".to_string(),
@@ -161,10 +190,13 @@ pub(super) async fn readyz_handler(State(st): State<Arc<AppState>>) -> Response 
         "disconnected"
     };
     let ready = pg == "ok" && redis == "ok";
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "region": st.region, "postgres": pg, "redis": redis, "etcd": etcd,
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        region: st.region.clone(),
+        postgres: pg,
+        redis,
+        etcd,
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -173,6 +205,14 @@ pub(super) async fn readyz_handler(State(st): State<Arc<AppState>>) -> Response 
     (status, Json(body)).into_response()
 }
 
+/// `GET /metrics`: Prometheus text (no token).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (text exposition format 0.0.4)",
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain")),
+)]
 pub(super) async fn metrics_handler(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let s = st.db.pool_status();
     metrics::gauge!("quota_pg_pool_connections").set(s.size as f64);
