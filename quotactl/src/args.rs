@@ -196,6 +196,11 @@ pub(crate) enum ProductCmd {
         /// a global per-user limit); default: the list `region homes` set. "none" for none.
         #[arg(long, value_parser = parse_homes)]
         home_regions: Option<RegionList>,
+        /// Seconds a buyer has to pay before the order expires and its units go back on sale
+        /// (default: each region node's --payment-window-s, 15 minutes).
+        #[arg(long, value_name = "SECONDS",
+              value_parser = clap::value_parser!(i32).range(1..=2_592_000))]
+        payment_window: Option<i32>,
     },
     /// List every product.
     List,

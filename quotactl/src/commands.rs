@@ -34,6 +34,7 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientErr
             split,
             policy,
             home_regions,
+            payment_window,
         }) => {
             let req = CreateProduct {
                 product_id: id,
@@ -47,6 +48,7 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientErr
                 split,
                 policy,
                 home_regions: home_regions.map(|l| l.0),
+                payment_window_s: payment_window,
             };
             emit(format, &client.create_product(&req).await?, output::product);
         }

@@ -50,6 +50,8 @@ pub(crate) const CATALOG: &[(&str, Kind, &str)] = &[
     ("quota_group_commit_batch_size", Kind::Histogram, "Purchases per group-commit batch."),
     ("quota_group_commit_bisections_total", Kind::Counter, "Group-commit batches that rolled back and were split in two."),
     ("quota_group_commit_queue_full_total", Kind::Counter, "Purchases refused (503) because the product's group-commit queue was full."),
+    ("quota_orders_closed_total", Kind::Counter, "Orders this process paid, cancelled or expired, by status (paid, cancelled, expired)."),
+    ("quota_units_returned_total", Kind::Counter, "Units of cancelled and expired orders this process gave back to the region's stock."),
 ];
 
 /// Latency buckets, seconds.
@@ -144,6 +146,18 @@ pub(crate) fn stock(product_id: i64, available: i64, sold: i64, applied_grant: i
     metrics::gauge!("quota_stock_available_units", &p).set(available as f64);
     metrics::gauge!("quota_stock_sold_units", &p).set(sold as f64);
     metrics::gauge!("quota_stock_applied_grant_units", &p).set(applied_grant as f64);
+}
+
+/// An order this process closed: counted by its new status; a cancelled or expired order's
+/// units also count as returned.
+pub(crate) fn order_closed(product_id: i64, status: &'static str, units: i64) {
+    let p = product_id.to_string();
+    metrics::counter!("quota_orders_closed_total", "product_id" => p.clone(), "status" => status)
+        .increment(1);
+    if status != "paid" {
+        metrics::counter!("quota_units_returned_total", "product_id" => p)
+            .increment(u64::try_from(units).unwrap_or(0));
+    }
 }
 
 /// The units Redis admits against for one product.

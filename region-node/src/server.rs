@@ -171,6 +171,7 @@ impl RegionNode {
             failpoint,
             admin_tokens: self.admin_tokens,
             await_stock: Duration::from_millis(cfg.await_stock_ms),
+            payment_window_s: cfg.payment_window_s,
             trusted_proxies: crate::ratelimit::TrustedProxies::new(cfg.trusted_proxies.clone()),
             purchaser: Purchaser::new(
                 cfg.strategy,
@@ -194,6 +195,11 @@ impl RegionNode {
             }
         }
         handles.push(tokio::spawn(reconciler.run(tasks.clone())));
+        let sweep = crate::expiry::ExpirySweep::new(
+            Arc::clone(&st),
+            Duration::from_millis(cfg.expiry_sweep_ms),
+        );
+        handles.push(tokio::spawn(sweep.run(tasks.clone())));
         let process = cfg.process_id();
         tracing::info!(region = %cfg.region, process = %process, "node process");
         let etcd = cfg

@@ -150,6 +150,11 @@ pub struct CreateProduct {
     #[serde(default)]
     #[schema(value_type = Option<Vec<RegionName>>)]
     pub home_regions: Option<Vec<String>>,
+    /// Seconds a buyer has to pay before the order expires and its units go back on sale
+    /// (default: each region node's `--payment-window-s`, 15 minutes).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    pub payment_window_s: Option<i32>,
 }
 
 /// A region name as the admin API takes it, for the OpenAPI document: 1–32 of `a-z 0-9 -`,

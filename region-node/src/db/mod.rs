@@ -13,11 +13,13 @@
 //! | [`batch`] | the group-commit batch transaction |
 //! | [`reconcile`] | what a reconciliation pass reads under the row lock |
 //! | [`release`] | the exactly-once release bookkeeping |
+//! | [`lifecycle`] | an order's changes after the click: pay, cancel, expire |
 //! | [`audit`] | the locked read behind the region's audit endpoint |
 
 mod audit;
 mod batch;
 mod error;
+mod lifecycle;
 mod migrate;
 mod orders;
 mod pool;
@@ -28,6 +30,7 @@ mod reconcile;
 mod release;
 
 pub use error::DbError;
+pub(crate) use lifecycle::{CancelOutcome, Closer, PayOutcome};
 pub(crate) use orders::{NewOrder, Order, PurchaseOutcome};
 pub use pool::Isolation;
 pub(crate) use pool::{bounded, Db};

@@ -9,12 +9,14 @@
 //! | [`buyer`] | who the buyer is: buyer-token (JWT) verification into a `Buyer` |
 //! | [`public`] | purchase, product, order, a user's orders |
 //! | [`admin`] | the audit (region-admin token), `/readyz`, `/metrics` |
+//! | [`orders`] | an order after the click: pay (payments token), cancel (buyer or operator) |
 
 mod admin;
 mod buyer;
 mod docs;
 mod extract;
 mod openapi;
+mod orders;
 mod public;
 
 use std::sync::Arc;
@@ -42,6 +44,12 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
         .route(
             "/v1/users/{user_id}/orders",
             get(public::user_orders_handler),
+        )
+        .route("/v1/orders/{order_id}/pay", post(orders::pay_handler))
+        .route("/v1/orders/{order_id}/cancel", post(orders::cancel_handler))
+        .route(
+            "/v1/admin/orders/{order_id}/cancel",
+            post(orders::admin_cancel_handler),
         )
         .route(
             "/v1/admin/products/{product_id}/audit",
