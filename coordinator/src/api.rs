@@ -26,7 +26,8 @@ use quota_shared::admin_auth::{AdminTokens, Scope};
 #[allow(unused_imports)] // some are named by the #[utoipa::path] documents only
 use quota_shared::wire::{
     AuditReport, CreateProduct, Drain, DrainView, HomeRegions, ProductView, RegionView, Restock,
-    RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
+    RoundView, SaleReport, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENT_REPLAYED_HEADER,
 };
 
 use crate::error::CoordError;
@@ -63,6 +64,7 @@ pub fn router(st: Arc<ApiState>) -> Router {
             get(list_products).post(create_product),
         )
         .route("/v1/admin/products/{id}", get(show_product))
+        .route("/v1/admin/products/{id}/report", get(sale_report))
         .route("/v1/admin/products/{id}/quota", put(set_quota))
         .route("/v1/admin/products/{id}/policy", put(set_policy))
         .route("/v1/admin/products/{id}/restock", post(restock))
@@ -313,6 +315,31 @@ pub(crate) async fn show_product(
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, CoordError> {
     Ok(Json(st.escrow.store.read(product_id(&raw)?).await?.view()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products/{id}/report",
+    operation_id = "saleReport",
+    summary = "What became of a sale's units: per region sold, pending, paid, cancelled, \
+               expired, returned and resold, revenue, and the audit",
+    params(("id" = i64, Path, minimum = 1, description = "The product")),
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The report (regions that could not be read are named in \
+            `unreadable` and left out of the totals)", body = SaleReport),
+        (status = 400, description = "invalid_request: a bad product id; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable, or no consistent cut for the audit", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn sale_report(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.escrow.sale_report(product_id(&raw)?).await?))
 }
 
 #[utoipa::path(

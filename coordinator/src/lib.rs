@@ -39,6 +39,7 @@ mod openapi;
 mod operation;
 mod page;
 mod rebalance;
+mod report;
 mod snapshot;
 mod status;
 mod store;

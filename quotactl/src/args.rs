@@ -100,6 +100,14 @@ pub(crate) enum Cmd {
     /// Static splits and rebalance policies.
     #[command(subcommand)]
     Quota(QuotaCmd),
+    /// After (or during) a sale: per region the units sold, pending, paid, cancelled,
+    /// expired, returned and resold, the revenue, and the audit's verdict. Exit status as for
+    /// `audit`.
+    Report {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+    },
     /// Run one rebalance round now and show the moves.
     Rebalance {
         /// Product id.

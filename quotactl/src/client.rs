@@ -11,8 +11,8 @@ use crate::failover::{Endpoints, Failover, Kind, Miss, Next};
 
 use quota_shared::wire::{
     AuditReport, CreateProduct, Drain, DrainView, HomeRegions, IdempotencyKey, ProductView,
-    RegionView, Restock, RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER,
-    IDEMPOTENT_REPLAYED_HEADER,
+    RegionView, Restock, RoundView, SaleReport, SetPolicy, SetSplit, StatusView,
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
 
 /// One instance that brought no usable answer, and why (its last reason, when tried more
@@ -347,6 +347,12 @@ impl AdminClient {
     /// One product.
     pub async fn product(&self, id: i64) -> Result<ProductView, ClientError> {
         self.read(|b| self.http.get(format!("{b}/v1/admin/products/{id}")))
+            .await
+    }
+
+    /// What became of a sale's units, per region, with the audit (`report`).
+    pub async fn sale_report(&self, id: i64) -> Result<SaleReport, ClientError> {
+        self.read(|b| self.http.get(format!("{b}/v1/admin/products/{id}/report")))
             .await
     }
 

@@ -77,6 +77,12 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientErr
             output::product,
         ),
         Cmd::Rebalance { id } => emit(format, &client.rebalance(id).await?, output::round),
+        Cmd::Report { id } => {
+            let r = client.sale_report(id).await?;
+            emit(format, &r, output::report);
+            let unread = !r.unreadable.is_empty() || !r.audit.unreadable.is_empty();
+            return Ok(audit_exit_of(r.audit.ok && !unread, unread));
+        }
         Cmd::Region(RegionCmd::List) => {
             emit(format, &client.regions().await?, |r, wide| {
                 output::regions(r, wide)
@@ -148,9 +154,14 @@ pub(crate) fn completion(shell: clap_complete::Shell) {
 /// Success when the audit holds; inconclusive when a region could not be read (and nothing
 /// else was found); failed when the books do not balance.
 fn audit_exit(a: &AuditReport) -> Exit {
-    if a.ok {
+    audit_exit_of(a.ok, !a.unreadable.is_empty())
+}
+
+/// [`audit_exit`] from the verdict and whether a region went unread.
+fn audit_exit_of(ok: bool, unreadable: bool) -> Exit {
+    if ok {
         Exit::Success
-    } else if !a.unreadable.is_empty() {
+    } else if unreadable {
         Exit::AuditInconclusive
     } else {
         Exit::AuditFailed

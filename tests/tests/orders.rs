@@ -285,6 +285,39 @@ async fn orders_are_paid_or_cancelled_and_cancelled_units_sell_again() {
         audit["products"][0]["sold"], 6,
         "units in live orders: {audit}"
     );
+
+    // The operator's report says the same, in units and money.
+    let out = c.quotactl(&["report", &P.to_string(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &report["totals"];
+    let units = |k: &str| t[k].as_i64().unwrap_or(-1);
+    assert_eq!(
+        [
+            units("sold"),
+            units("paid"),
+            units("pending"),
+            units("cancelled"),
+            units("expired"),
+            units("returned"),
+            units("resold"),
+            units("available"),
+        ],
+        [8, 1, 5, 2, 0, 2, 2, 0],
+        "{report}"
+    );
+    assert_eq!(t["revenue"], "99.00", "{report}");
+    assert_eq!(report["audit"]["ok"], true, "{report}");
+    let table = c.quotactl(&["report", &P.to_string()]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("RESOLD") && text.contains("audit: OK"),
+        "{text}"
+    );
 }
 
 /// Buys for `users` until each got a 201 (units come back within a reconcile pass: a buyer
@@ -369,6 +402,18 @@ async fn unpaid_orders_expire_once_with_two_sweepers_and_sell_again() {
     assert_eq!(resold, 39);
     assert_eq!(buy(&http(), &node, P, 140).await.status, 410);
     audit_ok(&c, P).await;
+    let out = c.quotactl(&["report", &P.to_string(), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &report["totals"];
+    assert_eq!(
+        (
+            t["expired"].as_i64(),
+            t["resold"].as_i64(),
+            t["paid"].as_i64()
+        ),
+        (Some(39), Some(39), Some(1)),
+        "{report}"
+    );
     drop(second);
 }
 

@@ -33,6 +33,7 @@ const ABOUT: &str = "The coordinator's admin API (what quotactl calls). Every re
         crate::api::create_product,
         crate::api::list_products,
         crate::api::show_product,
+        crate::api::sale_report,
         crate::api::set_quota,
         crate::api::set_policy,
         crate::api::restock,

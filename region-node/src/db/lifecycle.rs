@@ -11,6 +11,7 @@
 //! the order's true status even when the sweep has not run yet.
 
 use quota_shared::order::{check_amount, OrderStatus};
+use quota_shared::wire::RegionSaleReport;
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -249,6 +250,66 @@ impl Db {
             )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// What became of the units of `product_id` sold here, read in one snapshot: units per
+    /// order status, revenue, and the quota row (`None` when the region never knew the
+    /// product).
+    pub(crate) async fn sale_report(
+        &self,
+        product_id: i64,
+        region: &str,
+    ) -> Result<Option<RegionSaleReport>, DbError> {
+        let mut c = self.conn().await?;
+        // One snapshot for both reads, so the statuses and the counters agree.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let Some(q) = tx
+            .query_opt(
+                "SELECT granted, released, sold, returned FROM region_quota WHERE product_id = $1",
+                &[&product_id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (granted, released, sold, returned): (i64, i64, i64, i64) =
+            (q.get(0), q.get(1), q.get(2), q.get(3));
+        let mut report = RegionSaleReport {
+            region: region.to_string(),
+            sold,
+            returned,
+            resold: (sold - (granted - released)).max(0),
+            available: granted - released - sold + returned,
+            ..RegionSaleReport::default()
+        };
+        for r in tx
+            .query(
+                "SELECT status, COALESCE(SUM(quantity), 0)::BIGINT,
+                        COALESCE(SUM(paid_amount), 0)::NUMERIC(14,2)
+                   FROM orders WHERE product_id = $1 GROUP BY status",
+                &[&product_id],
+            )
+            .await?
+        {
+            let status: &str = r.get(0);
+            let units: i64 = r.get(1);
+            match status.parse::<OrderStatus>().map_err(DbError::Other)? {
+                OrderStatus::Pending => report.pending = units,
+                OrderStatus::Paid => {
+                    report.paid = units;
+                    report.revenue = r.get(2);
+                }
+                OrderStatus::Cancelled => report.cancelled = units,
+                OrderStatus::Expired => report.expired = units,
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(report))
     }
 
     /// The order's row inside `tx`.

@@ -52,6 +52,10 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
             post(orders::admin_cancel_handler),
         )
         .route(
+            "/v1/admin/products/{product_id}/report",
+            get(orders::report_handler),
+        )
+        .route(
             "/v1/admin/products/{product_id}/audit",
             get(admin::audit_handler),
         )

@@ -38,6 +38,7 @@ const ABOUT: &str = "One region's flash-sale API. Every error is \
         super::orders::pay_handler,
         super::orders::cancel_handler,
         super::orders::admin_cancel_handler,
+        super::orders::report_handler,
         super::admin::audit_handler,
         healthz,
         super::admin::readyz_handler,

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use quota_shared::admin_auth::Scope;
+use quota_shared::wire::RegionSaleReport;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -246,6 +247,41 @@ pub(super) async fn cancel_handler(
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     cancelled(&st, order_id, outcome)
+}
+
+/// What became of a sale's units here (the coordinator's `report`, region-admin token).
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products/{product_id}/report",
+    operation_id = "regionSaleReport",
+    summary = "What became of the units this region sold: units per order status, revenue",
+    params(("product_id" = i64, Path, minimum = 1, description = "The product")),
+    security(("adminToken" = ["region-admin"])),
+    responses(
+        (status = 200, description = "The region's report (all zeros for a product it never \
+            knew)", body = RegionSaleReport),
+        (status = 400, description = "invalid_request: a bad product id", body = ErrorBody),
+        (status = 401, description = "unauthorized: no or an unknown token", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a token without the region-admin scope", body = ErrorBody),
+        (status = 503, description = "unavailable: Postgres down", body = ErrorBody),
+    ),
+)]
+pub(super) async fn report_handler(
+    State(st): State<Arc<AppState>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RegionSaleReport>, ApiError> {
+    authorize(&st, &headers, Scope::RegionAdmin)?;
+    let product_id = super::extract::positive_id("product id", &raw_id)?;
+    let report = st
+        .db
+        .bounded(st.db.sale_report(product_id, &st.region))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(report.unwrap_or_else(|| RegionSaleReport {
+        region: st.region.clone(),
+        ..RegionSaleReport::default()
+    })))
 }
 
 /// An operator cancels any pending order (through the coordinator, with the region-admin
