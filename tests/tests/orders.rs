@@ -6,9 +6,13 @@
 //! through two node processes sweeping expiries at once — and sell to the next buyer; the
 //! audit holds throughout (`sold` = Σ order units, `returned` = Σ cancelled and expired units).
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
-use quota_tests::{audit_ok, buy, http, pid_alive, wait_for, Cluster, Sale};
+use quota_tests::{
+    audit_ok, bin_path, buy, http, pid_alive, wait_for, workspace_root, Cluster, Sale,
+};
 use serde_json::{json, Value};
 
 /// The payment system's token, as the nodes read it from `--payments-token-file`.
@@ -17,6 +21,11 @@ const PAYMENTS: &str = "payments-token-0123456789abcdef";
 /// A cluster of one region whose nodes take [`PAYMENTS`] for payments and sweep expiries
 /// every 100 ms, plus `extra` node flags.
 async fn cluster(extra: &[&str]) -> Cluster {
+    cluster_of(&["east"], extra).await.0
+}
+
+/// [`cluster`] of `regions`, and the payments token's file.
+async fn cluster_of(regions: &[&str], extra: &[&str]) -> (Cluster, PathBuf) {
     let dir = quota_tests::test_dir();
     let file = dir.path().join("payments.token");
     std::fs::write(&file, format!("{PAYMENTS}\n")).unwrap();
@@ -28,10 +37,10 @@ async fn cluster(extra: &[&str]) -> Cluster {
         "100",
     ];
     args.extend_from_slice(extra);
-    let c = Cluster::builder(&["east"]).node_args(&args).start().await;
+    let c = Cluster::builder(regions).node_args(&args).start().await;
     // The token file must outlive the cluster's restarts: keep its directory with it.
     std::mem::forget(dir);
-    c
+    (c, file)
 }
 
 /// One answer: status and JSON body (Null when none), and one header.
@@ -459,4 +468,39 @@ async fn a_node_killed_after_a_cancel_commits_returns_the_unit_once() {
     let (_, sold, returned) = books(&c, P).await;
     assert_eq!((sold, returned), (4, 1));
     audit_ok(&c, P).await;
+}
+
+/// The demo's "after the click" phase, `deploy/local/orders-demo.sh`, on a two-region cluster:
+/// orders paid, cancelled and left to expire, then exactly the returned units resold in each
+/// region, the report and the audit agreeing (the script checks each and exits 0 only then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_demo_resells_every_returned_unit_once() {
+    let (c, payments) = cluster_of(&["east", "south"], &[]).await;
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = Command::new("bash");
+        cmd.arg("deploy/local/orders-demo.sh")
+            .args(["--product", "504", "--window", "2", "--per-region", "5"])
+            .current_dir(workspace_root())
+            .env("COORDINATOR_URL", &c.coordinator().url)
+            .env("ADMIN_TOKEN", &c.admin_token)
+            .env("REGIONS", "east,south")
+            .env("REGION_EAST_URL", &c.region("east").node.url)
+            .env("REGION_SOUTH_URL", &c.region("south").node.url)
+            .env("PAYMENTS_TOKEN_FILE", &payments)
+            .env("QUOTACTL", bin_path("quotactl"))
+            .env("XDG_CONFIG_HOME", c.dir.path())
+            .env_remove("COORDINATOR_URLS");
+        move || cmd.output()
+    })
+    .await
+    .unwrap()
+    .expect("bash runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "orders-demo.sh failed:\n{text}");
+    assert!(text.contains("orders demo: ok"), "{text}");
 }
