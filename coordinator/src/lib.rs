@@ -37,6 +37,7 @@ mod lifecycle;
 mod metrics;
 mod openapi;
 mod operation;
+mod orders;
 mod page;
 mod rebalance;
 mod report;

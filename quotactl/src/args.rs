@@ -100,6 +100,9 @@ pub(crate) enum Cmd {
     /// Static splits and rebalance policies.
     #[command(subcommand)]
     Quota(QuotaCmd),
+    /// One order (any region): show it, or cancel it if it is pending.
+    #[command(subcommand)]
+    Order(OrderCmd),
     /// After (or during) a sale: per region the units sold, pending, paid, cancelled,
     /// expired, returned and resold, the revenue, and the audit's verdict. Exit status as for
     /// `audit`.
@@ -150,6 +153,21 @@ pub(crate) enum Cmd {
     Completion {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrderCmd {
+    /// The order, from whichever region holds it: buyer, product, units, price, status.
+    Show {
+        /// The order id (a UUID, as the purchase answered it).
+        id: uuid::Uuid,
+    },
+    /// Cancel a pending order: its units go back on sale in its region. A paid, cancelled or
+    /// expired order is refused (exit 4), naming its status.
+    Cancel {
+        /// The order id.
+        id: uuid::Uuid,
     },
 }
 

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use crate::failover::{Endpoints, Failover, Kind, Miss, Next};
 
 use quota_shared::wire::{
-    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, IdempotencyKey, ProductView,
-    RegionView, Restock, RoundView, SaleReport, SetPolicy, SetSplit, StatusView,
+    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, IdempotencyKey, OrderRecord,
+    ProductView, RegionView, Restock, RoundView, SaleReport, SetPolicy, SetSplit, StatusView,
     IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
 
@@ -389,6 +389,18 @@ impl AdminClient {
     /// Ends the sale now.
     pub async fn end(&self, id: i64) -> Result<ProductView, ClientError> {
         self.send_change(|b| self.http.post(format!("{b}/v1/admin/products/{id}/end")))
+            .await
+    }
+
+    /// One order, from whichever region holds it (`order show`).
+    pub async fn order(&self, id: uuid::Uuid) -> Result<OrderRecord, ClientError> {
+        self.read(|b| self.http.get(format!("{b}/v1/admin/orders/{id}")))
+            .await
+    }
+
+    /// Cancels a pending order in its region (`order cancel`).
+    pub async fn cancel_order(&self, id: uuid::Uuid) -> Result<OrderRecord, ClientError> {
+        self.send_change(|b| self.http.post(format!("{b}/v1/admin/orders/{id}/cancel")))
             .await
     }
 

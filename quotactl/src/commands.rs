@@ -10,7 +10,7 @@ use quota_shared::wire::{
 };
 use quotactl::{AdminClient, ClientError};
 
-use crate::args::{Cli, Cmd, ProductCmd, QuotaCmd, RegionCmd};
+use crate::args::{Cli, Cmd, OrderCmd, ProductCmd, QuotaCmd, RegionCmd};
 use crate::exit::Exit;
 use crate::output::{self, emit, Format};
 
@@ -77,6 +77,12 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientErr
             output::product,
         ),
         Cmd::Rebalance { id } => emit(format, &client.rebalance(id).await?, output::round),
+        Cmd::Order(OrderCmd::Show { id }) => {
+            emit(format, &client.order(id).await?, output::order);
+        }
+        Cmd::Order(OrderCmd::Cancel { id }) => {
+            emit(format, &client.cancel_order(id).await?, output::order);
+        }
         Cmd::Report { id } => {
             let r = client.sale_report(id).await?;
             emit(format, &r, output::report);

@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use chrono::SecondsFormat;
 use clap::ValueEnum;
 use quota_shared::policy::Move;
-use quota_shared::wire::{AuditReport, ProductView, RegionView, RoundView, SaleReport, StatusView};
+use quota_shared::wire::{
+    AuditReport, OrderRecord, ProductView, RegionView, RoundView, SaleReport, StatusView,
+};
 
 use crate::contexts::ConfigView;
 
@@ -278,6 +280,27 @@ pub(crate) fn regions(rs: &[RegionView], wide: bool) -> String {
         ]);
     }
     t.render(wide)
+}
+
+/// `order show` / `order cancel`: one order, field by field.
+pub(crate) fn order(o: &OrderRecord, _wide: bool) -> String {
+    let mut t = Table::new(&[("FIELD", Left), ("VALUE", Left)]);
+    for (k, v) in [
+        ("order", o.order_id.to_string()),
+        ("status", o.status.to_string()),
+        ("region", o.region.clone()),
+        ("product", o.product_id.to_string()),
+        ("user", o.user_id.to_string()),
+        ("quantity", o.quantity.to_string()),
+        ("price", o.price.to_string()),
+        (
+            "placed",
+            o.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        ),
+    ] {
+        t.row(vec![k.to_string(), v]);
+    }
+    t.render(false)
 }
 
 /// `report`: one row per region and the total (units; revenue in money), then the audit's

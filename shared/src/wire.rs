@@ -343,6 +343,29 @@ pub struct RegionStatus {
     pub draining: bool,
 }
 
+/// An order as its region holds it (`GET /v1/admin/orders/{id}` on the coordinator, which
+/// asks every region; `quotactl order show`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct OrderRecord {
+    /// The order (UUIDv7, minted by the region that sold it).
+    pub order_id: uuid::Uuid,
+    /// The product.
+    pub product_id: i64,
+    /// The buyer.
+    pub user_id: i64,
+    /// The region that sold it and holds it.
+    pub region: String,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price, a decimal string.
+    #[schema(value_type = String, pattern = r"^[0-9]{1,8}(\.[0-9]{1,2})?$", example = "99.00")]
+    pub price: Decimal,
+    /// `pending`, `paid`, `cancelled` or `expired`.
+    pub status: crate::order::OrderStatus,
+    /// When it was placed (the region's database clock).
+    pub created_at: DateTime<Utc>,
+}
+
 /// One region's account of a sale after the click (`GET /v1/admin/products/{p}/report` on a
 /// region node, region-admin token): what became of the units it sold. Units, not orders.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]

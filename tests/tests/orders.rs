@@ -269,13 +269,43 @@ async fn orders_are_paid_or_cancelled_and_cancelled_units_sell_again() {
     assert_eq!(twice.body["error"]["status"], "cancelled");
     let late = pay(&node, &ids[1], Some(PAYMENTS), "pay-2", "99.00").await;
     assert_refused("paying a cancelled order", &late, 409, "order_not_pending");
-    let op = post(
-        format!("{node}/v1/admin/orders/{}/cancel", ids[2]),
-        Some(&c.admin_token),
-        None,
-    )
-    .await;
-    assert_eq!(op.status, 200, "{}", op.body);
+    // An operator, through the coordinator (which finds the order's region and uses the
+    // region-admin token): show it, cancel it; a second cancel and an unknown order are
+    // refusals (exit 4).
+    let shown = c.quotactl(&["order", "show", &ids[2], "--json"]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(
+        (shown["region"].as_str(), shown["status"].as_str()),
+        (Some("east"), Some("pending"))
+    );
+    let op = c.quotactl(&["order", "cancel", &ids[2], "--json"]);
+    assert!(
+        op.status.success(),
+        "{}",
+        String::from_utf8_lossy(&op.stderr)
+    );
+    let op: Value = serde_json::from_slice(&op.stdout).unwrap();
+    assert_eq!(op["status"], "cancelled", "{op}");
+    for (args, word) in [
+        (
+            vec!["order", "cancel", ids[2].as_str()],
+            "cancelled, not pending",
+        ),
+        (
+            vec!["order", "show", "0190a000-0000-7000-8000-000000000000"],
+            "unknown order",
+        ),
+    ] {
+        let out = c.quotactl(&args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {said}");
+        assert!(said.contains(word), "{args:?}: {said}");
+    }
 
     // Exactly the two units come back: two new buyers get them, the third hears 410.
     let resold = wait_for_sale(&node, P, 8..=9).await;

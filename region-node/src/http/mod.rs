@@ -48,6 +48,10 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
         .route("/v1/orders/{order_id}/pay", post(orders::pay_handler))
         .route("/v1/orders/{order_id}/cancel", post(orders::cancel_handler))
         .route(
+            "/v1/admin/orders/{order_id}",
+            get(orders::admin_order_handler),
+        )
+        .route(
             "/v1/admin/orders/{order_id}/cancel",
             post(orders::admin_cancel_handler),
         )

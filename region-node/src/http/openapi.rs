@@ -39,6 +39,7 @@ const ABOUT: &str = "One region's flash-sale API. Every error is \
         super::orders::cancel_handler,
         super::orders::admin_cancel_handler,
         super::orders::report_handler,
+        super::orders::admin_order_handler,
         super::admin::audit_handler,
         healthz,
         super::admin::readyz_handler,

@@ -249,6 +249,39 @@ pub(super) async fn cancel_handler(
     cancelled(&st, order_id, outcome)
 }
 
+/// One order, for an operator (the coordinator's `order show`, region-admin token): the same
+/// answer as `GET /v1/orders/{order_id}`, whoever the buyer.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/orders/{order_id}",
+    operation_id = "showOrderAsOperator",
+    summary = "One order, whoever its buyer (an operator, through the coordinator)",
+    params(("order_id" = uuid::Uuid, Path, description = "The order")),
+    security(("adminToken" = ["region-admin"])),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 400, description = "invalid_request: a bad order id", body = ErrorBody),
+        (status = 401, description = "unauthorized: no or an unknown token", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a token without the region-admin scope", body = ErrorBody),
+        (status = 404, description = "unknown_order: no such order here", body = ErrorBody),
+        (status = 503, description = "unavailable: Postgres down", body = ErrorBody),
+    ),
+)]
+pub(super) async fn admin_order_handler(
+    State(st): State<Arc<AppState>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Order>, ApiError> {
+    authorize(&st, &headers, Scope::RegionAdmin)?;
+    let order_id = order_id(&raw_id)?;
+    st.db
+        .order(order_id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map(Json)
+        .ok_or(ApiError::UnknownOrder(order_id))
+}
+
 /// What became of a sale's units here (the coordinator's `report`, region-admin token).
 #[utoipa::path(
     get,
