@@ -70,28 +70,56 @@ pub fn parse_purchase(body: &[u8]) -> Result<PurchaseRequest, Rejection> {
 /// Parses and validates a purchase body like [`parse_purchase`], but leaves `user_id` optional
 /// for [`PurchaseBody::buyer`] to decide (a buyer token may name the buyer instead).
 pub fn parse_purchase_body(body: &[u8]) -> Result<PurchaseBody, Rejection> {
-    let bad = |m: &str| Rejection::InvalidRequest(m.to_string());
+    let map = object_of(body, &["user_id", "quantity"])?;
+    let quantity = match map.get("quantity") {
+        None | Some(Value::Null) => 1,
+        Some(v) => positive_int(v).ok_or_else(|| {
+            Rejection::InvalidRequest("quantity must be a positive integer".into())
+        })?,
+    };
+    Ok(PurchaseBody {
+        user_id: user_id_of(&map)?,
+        quantity,
+    })
+}
+
+/// Parses a body that at most names its buyer — `{"user_id": 42}`, `{}`, or no body at all —
+/// with the purchase body's rule for `user_id` (the cancel route's).
+pub fn parse_buyer_body(body: &[u8]) -> Result<Option<i64>, Rejection> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    user_id_of(&object_of(body, &["user_id"])?)
+}
+
+/// The JSON object of `body`, refusing anything else and any field not in `allowed`.
+fn object_of(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, Rejection> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Rejection::InvalidRequest(format!("body is not valid JSON: {e}")))?;
     let Value::Object(map) = value else {
-        return Err(bad("body must be a JSON object"));
+        return Err(Rejection::InvalidRequest(
+            "body must be a JSON object".into(),
+        ));
     };
-    if let Some(k) = map.keys().find(|k| *k != "user_id" && *k != "quantity") {
+    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(Rejection::InvalidRequest(format!("unknown field {k:?}")));
     }
-    let user_id = match map.get("user_id") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            positive_int(v)
-                .filter(|u| *u <= MAX_USER_ID)
-                .ok_or_else(|| bad("user_id must be a positive integer (at most 2^53-1)"))?,
-        ),
-    };
-    let quantity = match map.get("quantity") {
-        None | Some(Value::Null) => 1,
-        Some(v) => positive_int(v).ok_or_else(|| bad("quantity must be a positive integer"))?,
-    };
-    Ok(PurchaseBody { user_id, quantity })
+    Ok(map)
+}
+
+/// The optional `user_id` of a body object.
+fn user_id_of(map: &serde_json::Map<String, Value>) -> Result<Option<i64>, Rejection> {
+    match map.get("user_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => positive_int(v)
+            .filter(|u| *u <= MAX_USER_ID)
+            .map(Some)
+            .ok_or_else(|| {
+                Rejection::InvalidRequest(
+                    "user_id must be a positive integer (at most 2^53-1)".into(),
+                )
+            }),
+    }
 }
 
 /// A JSON value that is an integer > 0: `82`, or `82.0` — JSON has one number type, and JSON
@@ -253,6 +281,29 @@ mod tests {
                 matches!(r, Err(Rejection::InvalidRequest(_))),
                 "{:?} gave {r:?}",
                 String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    /// The cancel route's body: at most a buyer, by the purchase body's rule; empty is none.
+    #[test]
+    fn buyer_bodies() {
+        assert_eq!(parse_buyer_body(b"").unwrap(), None);
+        assert_eq!(parse_buyer_body(b" \n").unwrap(), None);
+        assert_eq!(parse_buyer_body(b"{}").unwrap(), None);
+        assert_eq!(parse_buyer_body(b"{\"user_id\":466.0}").unwrap(), Some(466));
+        assert_eq!(parse_buyer_body(b"{\"user_id\":7}").unwrap(), Some(7));
+        for bad in [
+            &b"[]"[..],
+            b"{\"user_id\":0}",
+            b"{\"user_id\":1.5}",
+            b"{\"user_id\":1,\"quantity\":1}",
+            b"{",
+        ] {
+            assert!(
+                matches!(parse_buyer_body(bad), Err(Rejection::InvalidRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
             );
         }
     }

@@ -47,9 +47,12 @@ pub(super) struct PaymentBody {
     amount: Decimal,
 }
 
-/// `POST /v1/orders/{order_id}/cancel`: the buyer (a body only while buyer tokens are off).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// `POST /v1/orders/{order_id}/cancel`: the buyer (a body only while buyer tokens are off), as
+/// `quota_shared::admission::parse_buyer_body` reads it (it parses by hand, with the purchase
+/// body's rule for `user_id`, so this type documents it).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the document only
 pub(super) struct CancelBody {
     /// The buyer: required while buyer tokens are off; with them on it may be left out (the
     /// token's `sub`) and, if given, must be the token's.
@@ -62,35 +65,15 @@ fn order_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::InvalidRequest("order id must be a UUID".into()))
 }
 
-/// A JSON body of type `T` (an empty body is `T::default()` when `empty_ok`).
-fn body<T: serde::de::DeserializeOwned + Default>(
-    raw: Result<Bytes, BytesRejection>,
-    empty_ok: bool,
-) -> Result<T, ApiError> {
-    let raw = raw.map_err(|r| {
+/// The request body's bytes, or the JSON refusal for one too large or unreadable.
+fn bytes(raw: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    raw.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(MAX_BODY_BYTES)
         } else {
             ApiError::InvalidRequest(r.body_text())
         }
-    })?;
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return if empty_ok {
-            Ok(T::default())
-        } else {
-            Err(ApiError::InvalidRequest("a JSON body is required".into()))
-        };
-    }
-    serde_json::from_slice(&raw).map_err(|e| ApiError::InvalidRequest(format!("body: {e}")))
-}
-
-impl Default for PaymentBody {
-    fn default() -> Self {
-        PaymentBody {
-            payment_ref: String::new(),
-            amount: Decimal::ZERO,
-        }
-    }
+    })
 }
 
 /// The one admin check of these routes: the bearer token must hold `scope`.
@@ -139,7 +122,8 @@ pub(super) async fn pay_handler(
 ) -> Result<Response, ApiError> {
     authorize(&st, &headers, Scope::Payments)?;
     let order_id = order_id(&raw_id)?;
-    let p: PaymentBody = body(raw, false)?;
+    let p: PaymentBody = serde_json::from_slice(&bytes(raw)?)
+        .map_err(|e| ApiError::InvalidRequest(format!("body: {e}")))?;
     if p.payment_ref.is_empty()
         || p.payment_ref.len() > MAX_PAYMENT_REF
         || !p.payment_ref.bytes().all(|b| b.is_ascii_graphic())
@@ -224,8 +208,8 @@ pub(super) async fn cancel_handler(
 ) -> Result<Json<Order>, ApiError> {
     let buyer = buyers.identify(&headers)?;
     let order_id = order_id(&raw_id)?;
-    let b: CancelBody = body(raw, true)?;
-    let user_id = match (buyer, b.user_id) {
+    let named = quota_shared::admission::parse_buyer_body(&bytes(raw)?)?;
+    let user_id = match (buyer, named) {
         (Some(buyer), Some(u)) => {
             buyer.must_be(u)?;
             u
