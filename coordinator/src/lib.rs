@@ -40,6 +40,7 @@ mod operation;
 mod orders;
 mod page;
 mod rebalance;
+mod regions;
 mod report;
 mod snapshot;
 mod status;

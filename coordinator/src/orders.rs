@@ -3,42 +3,26 @@
 //! endpoint for it, and cancels it through the region that has it. The region decides: its
 //! database refuses any change but of a pending order.
 
-use std::collections::BTreeMap;
-
 use quota_shared::wire::OrderRecord;
 use uuid::Uuid;
 
 use crate::error::CoordError;
 use crate::escrow::Escrow;
+use crate::regions::RegionError;
 
 impl Escrow {
     /// The order and its region's URL: 404 when no region has it; 503 when none had it but
     /// some could not be asked (it may be there).
     async fn locate_order(&self, id: Uuid) -> Result<(OrderRecord, String), CoordError> {
-        let urls: BTreeMap<String, String> = self
-            .store
-            .regions()
-            .await?
-            .into_iter()
-            .map(|r| (r.region, r.url))
-            .collect();
+        let urls = self.region_urls().await?;
         let mut unreachable = Vec::new();
         for (region, url) in &urls {
-            let resp = self
-                .http
-                .get(format!("{url}/v1/admin/orders/{id}"))
-                .bearer_auth(&self.admin_token)
-                .send()
-                .await;
-            match resp {
-                Ok(r) if r.status().is_success() => {
-                    let order = r.json::<OrderRecord>().await.map_err(|e| {
-                        CoordError::Internal(format!("{region} answered an unreadable order: {e}"))
-                    })?;
-                    return Ok((order, url.clone()));
-                }
-                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {}
-                Ok(r) => unreachable.push(format!("{region} (HTTP {})", r.status())),
+            match self
+                .region_get::<OrderRecord>(url, &format!("/v1/admin/orders/{id}"))
+                .await
+            {
+                Ok(order) => return Ok((order, url.clone())),
+                Err(RegionError::Status(s)) if s == reqwest::StatusCode::NOT_FOUND => {}
                 Err(e) => unreachable.push(format!("{region} ({e})")),
             }
         }

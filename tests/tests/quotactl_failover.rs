@@ -13,9 +13,14 @@ const P: i64 = 1001;
 /// `quotactl <args> --url <urls>` with the operator's token, run in the cluster's directory
 /// (no real `target/cluster/cluster.env`) and without the caller's coordinator variables.
 fn quotactl(c: &Cluster, urls: &str, args: &[&str]) -> Output {
+    quotactl_with_token(c, urls, args, &c.admin_token)
+}
+
+/// [`quotactl`] with `token` as `ADMIN_TOKEN`.
+fn quotactl_with_token(c: &Cluster, urls: &str, args: &[&str], token: &str) -> Output {
     let mut cmd = Command::new(bin_path("quotactl"));
     cmd.args(args)
-        .env("ADMIN_TOKEN", &c.admin_token)
+        .env("ADMIN_TOKEN", token)
         .env_remove("COORDINATOR_URL")
         .env_remove("COORDINATOR_URLS")
         .env_remove("QUOTA_ADMIN_TOKEN_FILE")
@@ -272,22 +277,13 @@ fn contexts_choose_the_deployment(c: &Cluster, live: &str, dead: &str) {
     )
     .unwrap();
     // The environment's token is wrong; the named context's file holds the right one.
-    let with_env_token = |args: &[&str]| {
-        let mut cmd = Command::new(bin_path("quotactl"));
-        cmd.args(args)
-            .env("ADMIN_TOKEN", "not-the-token-0123456789")
-            .env_remove("COORDINATOR_URL")
-            .env_remove("COORDINATOR_URLS")
-            .env_remove("QUOTACTL_URLS")
-            .env_remove("QUOTACTL_CONTEXT")
-            .env_remove("QUOTACTL_CONFIG")
-            .env("XDG_CONFIG_HOME", c.dir.path())
-            .current_dir(c.dir.path())
-            .stdin(Stdio::null());
-        cmd.output().expect("run quotactl")
-    };
     let shown = ok(
-        &with_env_token(&["--context", "live", "product", "show", &P.to_string()]),
+        &quotactl_with_token(
+            c,
+            "",
+            &["--context", "live", "product", "show", &P.to_string()],
+            "not-the-token-0123456789",
+        ),
         "--context live",
     );
     assert!(shown.contains(&P.to_string()), "{shown}");

@@ -22,13 +22,7 @@ use crate::escrow::Escrow;
 impl Escrow {
     /// The audit of every product (or just `only`).
     pub(crate) async fn audit(&self, only: Option<i64>) -> Result<AuditReport, CoordError> {
-        let urls: BTreeMap<String, String> = self
-            .store
-            .regions()
-            .await?
-            .into_iter()
-            .map(|r| (r.region, r.url))
-            .collect();
+        let urls = self.region_urls().await?;
         let mut report = AuditReport {
             ok: true,
             unreadable: Vec::new(),
@@ -129,26 +123,8 @@ impl Escrow {
     /// audit names it as unreadable).
     async fn region_truth(&self, url: Option<&String>, id: i64) -> Result<RegionTruth, String> {
         let url = url.ok_or("region never registered a URL")?;
-        let resp = self
-            .http
-            .get(format!("{url}/v1/admin/products/{id}/audit"))
-            .bearer_auth(&self.admin_token)
-            .send()
+        self.region_get(url, &format!("/v1/admin/products/{id}/audit"))
             .await
-            .map_err(|e| format!("unreachable ({e})"))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(format!(
-                "answered HTTP {status}: it does not accept the token this coordinator presents \
-                 (give the region nodes and the coordinators the same --region-admin-token-file, \
-                 or neither)"
-            ));
-        }
-        if !status.is_success() {
-            return Err(format!("answered HTTP {status}"));
-        }
-        resp.json::<RegionTruth>()
-            .await
-            .map_err(|e| format!("unreadable answer ({e})"))
+            .map_err(|e| e.to_string())
     }
 }

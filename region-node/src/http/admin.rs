@@ -83,16 +83,17 @@ pub(crate) fn describe_admin_tokens(cfg: &ServeConfig) -> &'static str {
     }
 }
 
-/// The one admin check of this node: the request's bearer token must hold the region-admin
-/// scope (401 for no or an unknown token, 403 for a known one of another scope).
-fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The one admin check of this node: the request's bearer token must hold `scope`
+/// (region-admin for the operators' routes, payments for a payment): 401 for no or an
+/// unknown token, 403 for a known one of another scope.
+pub(super) fn authorize(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
     st.admin_tokens
         .authorize(
             headers
                 .get_all(header::AUTHORIZATION)
                 .iter()
                 .map(HeaderValue::as_bytes),
-            Scope::RegionAdmin,
+            scope,
         )
         .map(drop)
         .map_err(ApiError::from)
@@ -127,7 +128,7 @@ pub(super) async fn audit_handler(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RegionTruth>, ApiError> {
-    authorize(&st, &headers)?;
+    authorize(&st, &headers, Scope::RegionAdmin)?;
     let product_id = positive_id("product id", &raw_id)?;
     let truth = st.db.bounded(region_truth(&st, product_id)).await;
     truth

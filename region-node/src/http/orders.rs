@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use quota_shared::admin_auth::Scope;
@@ -19,10 +19,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::admin::authorize;
 use super::buyer::BuyerAuth;
 use super::docs::ErrorBody;
 use super::extract::MAX_BODY_BYTES;
-use crate::db::{CancelOutcome, Closer, Order, PayOutcome};
+use crate::db::{CancelOutcome, Closer, DbError, Order, PayOutcome};
 use crate::error::ApiError;
 use crate::failpoint::Failpoint;
 use crate::state::AppState;
@@ -76,18 +77,16 @@ fn bytes(raw: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-/// The one admin check of these routes: the bearer token must hold `scope`.
-fn authorize(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
-    st.admin_tokens
-        .authorize(
-            headers
-                .get_all(header::AUTHORIZATION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            scope,
-        )
-        .map(drop)
-        .map_err(ApiError::from)
+/// One database operation of these routes, bounded; a failure is 503 (send it again: every
+/// change here is safe to repeat).
+async fn db<T>(
+    st: &AppState,
+    op: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, ApiError> {
+    st.db
+        .bounded(op)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
 /// Records a payment.
@@ -132,14 +131,12 @@ pub(super) async fn pay_handler(
             "payment_ref must be 1-{MAX_PAYMENT_REF} visible ASCII characters"
         )));
     }
-    let outcome = st
-        .db
-        .bounded(
-            st.db
-                .pay(order_id, &p.payment_ref, p.amount, st.payment_window_s),
-        )
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let outcome = db(
+        &st,
+        st.db
+            .pay(order_id, &p.payment_ref, p.amount, st.payment_window_s),
+    )
+    .await?;
     match outcome {
         PayOutcome::Paid(order) => {
             crate::metrics::order_closed(order.product_id, "paid", i64::from(order.quantity));
@@ -222,14 +219,12 @@ pub(super) async fn cancel_handler(
             ))
         }
     };
-    let outcome = st
-        .db
-        .bounded(
-            st.db
-                .cancel(order_id, Closer::Buyer(user_id), st.payment_window_s),
-        )
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let outcome = db(
+        &st,
+        st.db
+            .cancel(order_id, Closer::Buyer(user_id), st.payment_window_s),
+    )
+    .await?;
     cancelled(&st, order_id, outcome)
 }
 
@@ -258,10 +253,8 @@ pub(super) async fn admin_order_handler(
 ) -> Result<Json<Order>, ApiError> {
     authorize(&st, &headers, Scope::RegionAdmin)?;
     let order_id = order_id(&raw_id)?;
-    st.db
-        .order(order_id)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    db(&st, st.db.order(order_id))
+        .await?
         .map(Json)
         .ok_or(ApiError::UnknownOrder(order_id))
 }
@@ -290,11 +283,7 @@ pub(super) async fn report_handler(
 ) -> Result<Json<RegionSaleReport>, ApiError> {
     authorize(&st, &headers, Scope::RegionAdmin)?;
     let product_id = super::extract::positive_id("product id", &raw_id)?;
-    let report = st
-        .db
-        .bounded(st.db.sale_report(product_id, &st.region))
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let report = db(&st, st.db.sale_report(product_id, &st.region)).await?;
     Ok(Json(report.unwrap_or_else(|| RegionSaleReport {
         region: st.region.clone(),
         ..RegionSaleReport::default()
@@ -327,13 +316,11 @@ pub(super) async fn admin_cancel_handler(
 ) -> Result<Json<Order>, ApiError> {
     authorize(&st, &headers, Scope::RegionAdmin)?;
     let order_id = order_id(&raw_id)?;
-    let outcome = st
-        .db
-        .bounded(
-            st.db
-                .cancel(order_id, Closer::Operator, st.payment_window_s),
-        )
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let outcome = db(
+        &st,
+        st.db
+            .cancel(order_id, Closer::Operator, st.payment_window_s),
+    )
+    .await?;
     cancelled(&st, order_id, outcome)
 }
