@@ -14,12 +14,16 @@
 //! | [`reconcile`] | what a reconciliation pass reads under the row lock |
 //! | [`release`] | the exactly-once release bookkeeping |
 //! | [`audit`] | the locked read behind the region's audit endpoint |
+//! | [`events`] | `order_events` (the outbox) as the buyer's feed reads it: [`OrderEvent`] |
+//! | [`outbox`] | webhook delivery bookkeeping: claim due events, record each attempt |
 
 mod audit;
 mod batch;
 mod error;
+mod events;
 mod migrate;
 mod orders;
+mod outbox;
 mod pool;
 mod products;
 mod purchase;
@@ -28,7 +32,9 @@ mod reconcile;
 mod release;
 
 pub use error::DbError;
+pub(crate) use events::OrderEvent;
 pub(crate) use orders::{NewOrder, Order, PurchaseOutcome};
+pub(crate) use outbox::Claimed;
 pub use pool::Isolation;
 pub(crate) use pool::{bounded, Db};
 pub(crate) use quota::{CumulativeGrant, LockedQuota, QuotaRow};

@@ -8,11 +8,13 @@
 //! | [`extract`] | the body limit and path parsing the handlers share |
 //! | [`buyer`] | who the buyer is: buyer-token (JWT) verification into a `Buyer` |
 //! | [`public`] | purchase, product, order, a user's orders |
+//! | [`events`] | a user's order events (the buyer's feed of the outbox) |
 //! | [`admin`] | the audit (region-admin token), `/readyz`, `/metrics` |
 
 mod admin;
 mod buyer;
 mod docs;
+mod events;
 mod extract;
 mod openapi;
 mod public;
@@ -42,6 +44,10 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
         .route(
             "/v1/users/{user_id}/orders",
             get(public::user_orders_handler),
+        )
+        .route(
+            "/v1/users/{user_id}/events",
+            get(events::user_events_handler),
         )
         .route(
             "/v1/admin/products/{product_id}/audit",

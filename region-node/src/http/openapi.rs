@@ -35,6 +35,7 @@ const ABOUT: &str = "One region's flash-sale API. Every error is \
         super::public::product_handler,
         super::public::order_handler,
         super::public::user_orders_handler,
+        super::events::user_events_handler,
         super::admin::audit_handler,
         healthz,
         super::admin::readyz_handler,
@@ -227,6 +228,7 @@ mod tests {
             ),
             ("/v1/orders/{order_id}", "get", "buyerToken", false),
             ("/v1/users/{user_id}/orders", "get", "buyerToken", true),
+            ("/v1/users/{user_id}/events", "get", "buyerToken", true),
             (
                 "/v1/admin/products/{product_id}/audit",
                 "get",
