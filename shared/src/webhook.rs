@@ -102,7 +102,7 @@ pub fn verify(
 
 /// Bytes of lowercase or uppercase hex, `None` if it is not hex of whole bytes.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -154,7 +154,14 @@ mod tests {
                 tolerance_s: 300
             })
         );
-        for bad in ["", "t=1000", "v1=00", "t=x,v1=00", "t=1000,v1=zz", "t=1000,v1=0"] {
+        for bad in [
+            "",
+            "t=1000",
+            "v1=00",
+            "t=x,v1=00",
+            "t=1000,v1=zz",
+            "t=1000,v1=0",
+        ] {
             assert_eq!(
                 verify(SECRET, bad, body, 1_000, 300),
                 Err(SignatureError::Malformed),

@@ -134,7 +134,10 @@ mod tests {
         for bad in ["-1", "x", "1.5", "", "501", "0"] {
             let one = q(&[("limit", bad)]);
             assert!(
-                matches!(param(&one, "limit", 100, 1..=500), Err(ApiError::InvalidRequest(_))),
+                matches!(
+                    param(&one, "limit", 100, 1..=500),
+                    Err(ApiError::InvalidRequest(_))
+                ),
                 "{bad}"
             );
         }

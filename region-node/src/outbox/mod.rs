@@ -27,8 +27,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use settings::WebhookArgs;
 pub(crate) use settings::Webhook;
+pub use settings::WebhookArgs;
 
 use self::policy::{after_failure, on_claim, AfterFailure, Claim};
 use crate::db::{Claimed, Db, DbError};
@@ -106,10 +106,7 @@ impl Outbox {
         let backlog = self.db.bounded(self.db.event_backlog()).await?;
         crate::metrics::outbox_backlog(backlog.pending, backlog.oldest_age_s);
         let lease = self.hook.timeout + LEASE_MARGIN;
-        let claimed = self
-            .db
-            .bounded(self.db.claim_events(BATCH, lease))
-            .await?;
+        let claimed = self.db.bounded(self.db.claim_events(BATCH, lease)).await?;
         let count = i64::try_from(claimed.len()).unwrap_or(BATCH);
         let mut attempts = JoinSet::new();
         for c in claimed {
@@ -134,7 +131,12 @@ impl Outbox {
 
 /// One claimed event: dead-letter it behind a dead predecessor, or send it and record how it
 /// went. A database error leaves the event claimed; it is due again when the lease ends.
-async fn attempt(db: &Db, hook: &Webhook, http: &reqwest::Client, c: Claimed) -> Result<(), DbError> {
+async fn attempt(
+    db: &Db,
+    hook: &Webhook,
+    http: &reqwest::Client,
+    c: Claimed,
+) -> Result<(), DbError> {
     let e = &c.event;
     if let Claim::FollowDead(dead) = on_claim(c.follows_dead) {
         let why = format!("an earlier event of this order (seq {dead}) is dead");

@@ -92,10 +92,94 @@ impl WebhookArgs {
             backoff: Backoff {
                 base: Duration::from_millis(self.webhook_backoff_ms.max(1)),
                 cap: Duration::from_millis(
-                    self.webhook_backoff_max_ms.max(self.webhook_backoff_ms.max(1)),
+                    self.webhook_backoff_max_ms
+                        .max(self.webhook_backoff_ms.max(1)),
                 ),
             },
             poll: Duration::from_millis(self.webhook_poll_ms.max(10)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::{Cli, Command};
+
+    fn args(extra: &[&str]) -> Result<WebhookArgs, clap::Error> {
+        let mut all = vec![
+            "region-node",
+            "serve",
+            "--region",
+            "east",
+            "--redis-url",
+            "redis://127.0.0.1/",
+            "--pg-url",
+            "postgres://localhost/quota",
+            "--etcd-endpoints",
+            "http://127.0.0.1:2379",
+        ];
+        all.extend_from_slice(extra);
+        match Cli::try_parse_from(all)?.command {
+            Command::Serve(cfg) => Ok(cfg.webhook),
+            Command::Migrate(_) => unreachable!("serve was given"),
+        }
+    }
+
+    fn secret_file(name: &str, content: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "quota-webhook-{}-{name}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// Without a URL nothing is delivered; a URL needs the secret file (clap refuses it
+    /// alone), an http(s) URL and a secret of at least 32 bytes; the defaults are 10 attempts,
+    /// 5 s per request, 1 s doubling up to 5 min.
+    #[test]
+    fn a_webhook_needs_an_http_url_and_a_long_secret() {
+        assert!(args(&[]).unwrap().webhook().unwrap().is_none());
+        assert!(args(&["--webhook-url", "http://127.0.0.1:9/hook"]).is_err());
+        assert!(args(&["--webhook-max-attempts", "0"]).is_err());
+        let good = secret_file("good", &format!("{}\n", "k".repeat(MIN_SECRET_BYTES)));
+        let short = secret_file("short", "too-short\n");
+        let with = |url: &str, file: &std::path::Path| {
+            args(&[
+                "--webhook-url",
+                url,
+                "--webhook-secret-file",
+                file.to_str().unwrap(),
+            ])
+            .unwrap()
+            .webhook()
+        };
+        let hook = with("https://hooks.example/quota", &good).unwrap().unwrap();
+        assert_eq!(hook.url.as_str(), "https://hooks.example/quota");
+        assert_eq!(hook.secret.expose(), "k".repeat(MIN_SECRET_BYTES));
+        assert_eq!(hook.max_attempts, 10);
+        assert_eq!(hook.timeout, Duration::from_secs(5));
+        assert_eq!(
+            hook.backoff,
+            Backoff {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(300)
+            }
+        );
+        for bad in [
+            "ftp://hooks.example/",
+            "not a url",
+            "http://",
+            "mailto:ops@example.com",
+        ] {
+            assert!(with(bad, &good).is_err(), "{bad}");
+        }
+        let refused = with("http://127.0.0.1:9/hook", &short).unwrap_err();
+        assert!(refused.contains("shorter than 32") && !refused.contains("too-short"));
+        let _ = std::fs::remove_file(good);
+        let _ = std::fs::remove_file(short);
     }
 }
