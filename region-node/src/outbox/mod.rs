@@ -37,6 +37,9 @@ use crate::db::{Claimed, Db, DbError};
 const BATCH: i64 = 32;
 /// A claim outlives the request timeout by this much before another process may take it.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// The backlog gauges are read at most this often while the outbox is busy (each read counts
+/// the pending events), and on every idle round.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
 /// The delivery task of one node process.
 pub(crate) struct Outbox {
@@ -64,17 +67,24 @@ impl Outbox {
 
     /// Delivers until `shutdown`: claims a batch, sends each event (concurrently: a batch
     /// holds at most one event per order), records every outcome, and sleeps `--webhook-poll-ms`
-    /// when nothing was due. The backlog gauges are refreshed every round.
+    /// when nothing was due. The backlog gauges are refreshed on every idle round, and at
+    /// least every [`GAUGES_EVERY`] while busy.
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         tracing::info!(url = %self.hook.url, "delivering order events");
         let mut failing = false;
+        let mut idle = true;
+        let mut gauges_at = tokio::time::Instant::now();
         loop {
-            let round = self.round();
+            let gauges = idle || gauges_at.elapsed() >= GAUGES_EVERY;
+            if gauges {
+                gauges_at = tokio::time::Instant::now();
+            }
+            let round = self.round(gauges);
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = round => r,
             };
-            let idle = match outcome {
+            idle = match outcome {
                 Ok(claimed) => {
                     if failing {
                         tracing::info!("order event delivery recovered");
@@ -99,12 +109,14 @@ impl Outbox {
         }
     }
 
-    /// One round: the gauges, one claim, its deliveries (each database step bounded by
-    /// [`Db::bounded`], each request by the webhook timeout). Returns how many events it
-    /// claimed.
-    async fn round(&self) -> Result<i64, DbError> {
-        let backlog = self.db.bounded(self.db.event_backlog()).await?;
-        crate::metrics::outbox_backlog(backlog.pending, backlog.oldest_age_s);
+    /// One round: the gauges (when `gauges`), one claim, its deliveries (each database step
+    /// bounded by [`Db::bounded`], each request by the webhook timeout). Returns how many
+    /// events it claimed.
+    async fn round(&self, gauges: bool) -> Result<i64, DbError> {
+        if gauges {
+            let backlog = self.db.bounded(self.db.event_backlog()).await?;
+            crate::metrics::outbox_backlog(backlog.pending, backlog.oldest_age_s);
+        }
         let lease = self.hook.timeout + LEASE_MARGIN;
         let claimed = self.db.bounded(self.db.claim_events(BATCH, lease)).await?;
         let count = i64::try_from(claimed.len()).unwrap_or(BATCH);
