@@ -292,8 +292,8 @@ async fn events_survive_a_failing_receiver_in_order_and_signed() {
 /// (3) times and dead-lettered; each `cancelled` event follows its order's dead `created` one
 /// into the dead letters without ever being sent. The dead counter counts them all, failed
 /// attempts are 3 per order, the backlog gauge shows nothing pending. Then the operator's
-/// retry (the README's `UPDATE order_events SET dead_at = NULL, attempts = 0 …`) with the
-/// receiver back delivers every one, created before cancelled.
+/// retry (`POST /v1/admin/events/retry`: one order's, then the rest) with the receiver back
+/// delivers every one, created before cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_always_fails_dead_letters_after_max_attempts() {
     let (receiver, url) = start_receiver(true).await;
@@ -357,16 +357,36 @@ async fn a_receiver_that_always_fails_dead_letters_after_max_attempts() {
     })
     .await;
 
-    // The operator's retry, once the receiver is back: every dead event, in seq order.
+    // The operator's retry, once the receiver is back (`POST /v1/admin/events/retry`, the
+    // region-admin token): first one cancelled order's two events, then every other one.
     receiver.failing.store(false, Ordering::SeqCst);
-    let pg = c.pg_client("east").await;
-    pg.execute(
-        "UPDATE order_events SET dead_at = NULL, attempts = 0, next_attempt_at = now(),
-                last_error = NULL WHERE dead_at IS NOT NULL AND delivered_at IS NULL",
-        &[],
-    )
-    .await
-    .unwrap();
+    let retry = format!("{}/v1/admin/events/retry", c.region("east").node.url);
+    let client = http();
+    let refused = client.post(&retry).send().await.unwrap();
+    assert_eq!(
+        refused.status(),
+        401,
+        "the retry needs the region-admin token"
+    );
+    let one_order = rows.iter().find(|r| r.2 == "cancelled").unwrap().1.clone();
+    let retried = |query: String| {
+        let req = client
+            .post(format!("{retry}{query}"))
+            .bearer_auth(&c.admin_token);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()["retried"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert_eq!(retried(format!("?order_id={one_order}")).await, 2);
+    wait_for("the retried order delivered", || async {
+        count_where(&c, "delivered_at IS NOT NULL").await == 2
+    })
+    .await;
+    assert_eq!(retried(String::new()).await, rows.len() as u64 - 2);
     wait_for("every retried event delivered", || async {
         count_where(&c, "delivered_at IS NULL").await == 0
     })

@@ -156,6 +156,24 @@ impl Db {
         Ok(own + followers)
     }
 
+    /// The operator's retry: every dead, undelivered event (of `order_id` only, if given) is
+    /// pending again with no attempts, due now. An order's dead events are reset together, so
+    /// they go out again in seq order. Returns how many.
+    pub(crate) async fn retry_dead_events(
+        &self,
+        order_id: Option<uuid::Uuid>,
+    ) -> Result<u64, DbError> {
+        let c = self.conn().await?;
+        Ok(c.execute(
+            "UPDATE order_events
+                SET dead_at = NULL, attempts = 0, next_attempt_at = now(), last_error = NULL
+              WHERE dead_at IS NOT NULL AND delivered_at IS NULL
+                AND ($1::uuid IS NULL OR order_id = $1::uuid)",
+            &[&order_id],
+        )
+        .await?)
+    }
+
     /// The pending events (neither delivered nor dead) and the age of the oldest.
     pub(crate) async fn event_backlog(&self) -> Result<Backlog, DbError> {
         let c = self.conn().await?;

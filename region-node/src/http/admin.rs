@@ -75,7 +75,7 @@ pub(crate) fn describe_admin_tokens(cfg: &ServeConfig) -> &'static str {
 
 /// The one admin check of this node: the request's bearer token must hold the region-admin
 /// scope (401 for no or an unknown token, 403 for a known one of another scope).
-fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     st.admin_tokens
         .authorize(
             headers

@@ -10,11 +10,13 @@
 //! | [`public`] | purchase, product, order, a user's orders |
 //! | [`events`] | a user's order events (the buyer's feed of the outbox) |
 //! | [`admin`] | the audit (region-admin token), `/readyz`, `/metrics` |
+//! | [`events_admin`] | the retry of dead-lettered order events (region-admin token) |
 
 mod admin;
 mod buyer;
 mod docs;
 mod events;
+mod events_admin;
 mod extract;
 mod openapi;
 mod public;
@@ -52,6 +54,10 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
         .route(
             "/v1/admin/products/{product_id}/audit",
             get(admin::audit_handler),
+        )
+        .route(
+            "/v1/admin/events/retry",
+            post(events_admin::retry_dead_events_handler),
         )
         .route("/healthz", get(openapi::healthz))
         .route("/readyz", get(admin::readyz_handler))

@@ -24,8 +24,9 @@ const REQUEST_ID_HEADER: &str = "X-Request-Id";
 const ABOUT: &str = "One region's flash-sale API. Every error is \
     {\"error\": {\"code\", \"message\", …}}: branch on `code`. With buyer tokens on (the node has \
     a buyer-token key) a purchase and the order reads carry a buyer token (security scheme \
-    buyerToken); without, they carry nothing (the empty security requirement). The audit \
-    endpoint takes the region-admin token (adminToken).";
+    buyerToken); without, they carry nothing (the empty security requirement). The admin \
+    endpoints (the audit, the retry of dead-lettered order events) take the region-admin token \
+    (adminToken).";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +38,7 @@ const ABOUT: &str = "One region's flash-sale API. Every error is \
         super::public::user_orders_handler,
         super::events::user_events_handler,
         super::admin::audit_handler,
+        super::events_admin::retry_dead_events_handler,
         healthz,
         super::admin::readyz_handler,
         super::admin::metrics_handler,
@@ -235,6 +237,7 @@ mod tests {
                 "adminToken",
                 true,
             ),
+            ("/v1/admin/events/retry", "post", "adminToken", true),
         ];
         for (path, method, scheme, forbids) in routes {
             let op = &doc["paths"][path][method];
