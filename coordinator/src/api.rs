@@ -25,8 +25,9 @@ use serde::de::DeserializeOwned;
 use quota_shared::admin_auth::{AdminTokens, Scope};
 #[allow(unused_imports)] // some are named by the #[utoipa::path] documents only
 use quota_shared::wire::{
-    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, ProductView, RegionView, Restock,
-    RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
+    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, OrderRecord, ProductView,
+    RegionView, Restock, RoundView, SaleReport, SetPolicy, SetSplit, StatusView,
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
 
 use crate::error::CoordError;
@@ -63,6 +64,9 @@ pub fn router(st: Arc<ApiState>) -> Router {
             get(list_products).post(create_product),
         )
         .route("/v1/admin/products/{id}", get(show_product))
+        .route("/v1/admin/products/{id}/report", get(sale_report))
+        .route("/v1/admin/orders/{order_id}", get(show_order))
+        .route("/v1/admin/orders/{order_id}/cancel", post(cancel_order))
         .route("/v1/admin/products/{id}/quota", put(set_quota))
         .route("/v1/admin/products/{id}/policy", put(set_policy))
         .route("/v1/admin/products/{id}/restock", post(restock))
@@ -224,6 +228,59 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, CoordError> {
     serde_json::from_value(value).map_err(invalid)
 }
 
+/// An order id from a path: a UUID.
+fn order_id(raw: &str) -> Result<uuid::Uuid, CoordError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| CoordError::Invalid("order id must be a UUID".into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/orders/{order_id}",
+    operation_id = "showOrder",
+    summary = "One order, from whichever region holds it (every region is asked)",
+    params(("order_id" = uuid::Uuid, Path, description = "The order")),
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The order", body = OrderRecord),
+        (status = 400, description = "invalid_request: not a UUID; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 404, description = "unknown_order: no region has it", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable, or a region that may hold it did not answer", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn show_order(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.escrow.order(order_id(&raw)?).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/orders/{order_id}/cancel",
+    operation_id = "cancelOrder",
+    summary = "Cancel a pending order in its region; its units go back on sale there",
+    params(("order_id" = uuid::Uuid, Path, description = "The order"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$", description = "Accepted like on every change; a cancel is harmless to repeat (a second one answers 409: the order is cancelled)")),
+    security(("adminToken" = ["operator"])),
+    responses(
+        (status = 200, description = "The order, cancelled", body = OrderRecord),
+        (status = 400, description = "invalid_request: not a UUID; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the operator scope", body = ErrorBody),
+        (status = 404, description = "unknown_order: no region has it", body = ErrorBody),
+        (status = 409, description = "conflict: the order is not pending (paid, cancelled or expired)", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd or the order's region unreachable", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn cancel_order(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.escrow.cancel_order(order_id(&raw)?).await?))
+}
+
 fn product_id(raw: &str) -> Result<i64, CoordError> {
     raw.parse::<i64>()
         .ok()
@@ -313,6 +370,31 @@ pub(crate) async fn show_product(
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, CoordError> {
     Ok(Json(st.escrow.store.read(product_id(&raw)?).await?.view()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/products/{id}/report",
+    operation_id = "saleReport",
+    summary = "What became of a sale's units: per region sold, pending, paid, cancelled, \
+               expired, returned and resold, revenue, and the audit",
+    params(("id" = i64, Path, minimum = 1, description = "The product")),
+    security(("adminToken" = ["auditor"])),
+    responses(
+        (status = 200, description = "The report (regions that could not be read are named in \
+            `unreadable` and left out of the totals)", body = SaleReport),
+        (status = 400, description = "invalid_request: a bad product id; nothing was changed", body = ErrorBody),
+        (status = 401, description = "unauthorized: no token, a malformed or an unknown one", body = ErrorBody),
+        (status = 403, description = "forbidden_scope: a known token without the auditor scope (the region-admin token)", body = ErrorBody),
+        (status = 404, description = "unknown_product", body = ErrorBody),
+        (status = 503, description = "unavailable: etcd unreachable, or no consistent cut for the audit", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn sale_report(
+    State(st): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, CoordError> {
+    Ok(Json(st.escrow.sale_report(product_id(&raw)?).await?))
 }
 
 #[utoipa::path(

@@ -28,6 +28,9 @@ pub enum CoordError {
     /// 404: no such product.
     #[error("unknown product {0}")]
     UnknownProduct(i64),
+    /// 404: no region holds this order.
+    #[error("unknown order {0}")]
+    UnknownOrder(uuid::Uuid),
     /// 404: no such route.
     #[error("no such endpoint")]
     NotFound,
@@ -67,11 +70,12 @@ impl From<quota_shared::Invalid> for CoordError {
 impl CoordError {
     /// Every code [`CoordError::status_code`] can answer with, for the OpenAPI document's
     /// error schema (a unit test of `openapi` holds the two together).
-    pub(crate) const CODES: [&'static str; 11] = [
+    pub(crate) const CODES: [&'static str; 12] = [
         "invalid_request",
         "unauthorized",
         FORBIDDEN_SCOPE,
         "unknown_product",
+        "unknown_order",
         "not_found",
         "method_not_allowed",
         "conflict",
@@ -88,6 +92,7 @@ impl CoordError {
             CoordError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             CoordError::Forbidden { .. } => (StatusCode::FORBIDDEN, FORBIDDEN_SCOPE),
             CoordError::UnknownProduct(_) => (StatusCode::NOT_FOUND, "unknown_product"),
+            CoordError::UnknownOrder(_) => (StatusCode::NOT_FOUND, "unknown_order"),
             CoordError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             CoordError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             CoordError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

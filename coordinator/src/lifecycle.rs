@@ -99,6 +99,7 @@ impl Escrow {
             per_user_limit: req.per_user_limit.unwrap_or(1),
             ended: false,
             home_regions,
+            payment_window_s: req.payment_window_s,
         };
         spec.validate()?;
         let mut ledger = Ledger {

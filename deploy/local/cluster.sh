@@ -44,7 +44,8 @@ After `up`, target/cluster/cluster.env holds the URLs and the operator's admin t
   source target/cluster/cluster.env; target/debug/quotactl --help
 Admin tokens, one per scope, in target/cluster/credentials/ (0600): operator.token
 (everything), auditor.token (read-only: quotactl --token-file …/auditor.token status),
-region-admin.token (what the coordinators present to the nodes' audit endpoint).
+region-admin.token (what the coordinators present to the nodes' audit endpoint),
+payments.token (the payment system's: POST /v1/orders/{id}/pay on the nodes, nothing else).
 Logs: target/cluster/logs/<name>.log
 EOF
 }
@@ -542,10 +543,11 @@ cmd_up() {
   local admin_token etcd_url m
   # Admin tokens, one per scope, each in its own file (0600, never on a command line): the
   # operator's (everything), the auditor's (read-only), the region-admin one (what the
-  # coordinators present to the nodes' audit endpoint, the only token a node accepts there).
+  # coordinators present to the nodes' audit endpoint, the only token a node accepts there),
+  # and the payment system's (it may record payments on the nodes and nothing else).
   local tokens_dir="$CLUSTER_DIR/credentials" scope
   mkdir -p "$tokens_dir"; chmod 700 "$tokens_dir"
-  for scope in operator auditor region-admin; do
+  for scope in operator auditor region-admin payments; do
     ( umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tokens_dir/$scope.token"
       echo >>"$tokens_dir/$scope.token" )
   done
@@ -696,6 +698,7 @@ cmd_up() {
         --redis-url "$(cat "$PROC_DIR/redis-$r.url")" --pg-url "$(cat "$PROC_DIR/pg-$r.url")" \
         --etcd-endpoints "${etcd_for[$r]}" --ip-rate-limit 0 \
         --region-admin-token-file "$tokens_dir/region-admin.token" \
+        --payments-token-file "$tokens_dir/payments.token" \
         "${user_flags[@]}" \
         --process-id "$name" \
         $node_args  # shellcheck disable=SC2086  # word-split on purpose: several flags
@@ -734,6 +737,7 @@ write_env() {
     echo "export ADMIN_TOKEN=$token"
     echo "export ADMIN_TOKEN_FILE=$CLUSTER_DIR/credentials/operator.token"
     echo "export AUDITOR_TOKEN_FILE=$CLUSTER_DIR/credentials/auditor.token"
+    echo "export PAYMENTS_TOKEN_FILE=$CLUSTER_DIR/credentials/payments.token"
     echo "export REGIONS=$regions"
     [[ -f "$PROC_DIR/proxy.url" ]] && echo "export PROXY_CONTROL_URL=$(cat "$PROC_DIR/proxy.url")"
     IFS=',' read -r -a rs <<<"$regions"
@@ -761,7 +765,7 @@ print_summary() {
   cmd_status | sed 's/^/  /'
   echo
   echo "Environment: $ENV_FILE (source it for COORDINATOR_URL, ADMIN_TOKEN, REGION_*_URL)"
-  echo "Admin tokens: $CLUSTER_DIR/credentials/{operator,auditor,region-admin}.token"
+  echo "Admin tokens: $CLUSTER_DIR/credentials/{operator,auditor,region-admin,payments}.token"
   echo "Operator CLI: ${BIN_DIR#"$REPO_ROOT/"}/quotactl --help   (reads target/cluster/cluster.env by default)"
   echo "Logs: $LOG_DIR/<name>.log    Stop: $0 down"
 }

@@ -16,12 +16,14 @@
 #    and % of buyers), stranded units, false 410s, 503 awaiting_stock answers per order,
 #    buyer-perceived p50/p99 per region (arrival → final answer), units moved — then latency
 #    per region and status, and `quotactl status` and `quotactl audit`;
-# 6. shuts everything down — unless --keep, which leaves the cluster up for quotactl.
+# 6. after the click (deploy/local/orders-demo.sh): a second, small sale whose orders are paid,
+#    cancelled or left to expire, and whose returned units sell again — `quotactl report`;
+# 7. shuts everything down — unless --keep, which leaves the cluster up for quotactl.
 #
-# Exit status 0 only when nothing was oversold, no acknowledged order is missing, and the audit
-# holds. --json FILE also writes the report as JSON (oversold, lost_orders, audit, and the
-# `quality` object: sellout_s, fcfs_inversions, stranded, false_sold_outs, …; a measure the run
-# had no source for is null).
+# Exit status 0 only when nothing was oversold, no acknowledged order is missing, every returned
+# unit sold again exactly once, and the audit holds. --json FILE also writes the report as JSON
+# (oversold, lost_orders, audit, and the `quality` object: sellout_s, fcfs_inversions, stranded,
+# false_sold_outs, …; a measure the run had no source for is null).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -37,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --total) TOTAL="${2:?}"; shift 2 ;;
     --rate) RATE="${2:?}"; shift 2 ;;
     --debug) PROFILE=debug; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,6 +106,12 @@ set +e
 audit_rc=$?
 set -e
 
+say "after the click: orders paid, cancelled and expired; the units that come back sell again"
+set +e
+QUOTACTL="$Q" bash deploy/local/orders-demo.sh --product 1002
+orders_rc=$?
+set -e
+
 if [[ -n "$JSON" ]]; then
   cp "$OUT/report.json" "$JSON"
 fi
@@ -112,8 +120,8 @@ if [[ $KEEP -eq 1 ]]; then
   echo "cluster left running:  source target/cluster/cluster.env; $Q --help"
   echo "                       deploy/local/cluster.sh status | down"
 fi
-if [[ $loadgen_rc -ne 0 || $audit_rc -ne 0 ]]; then
-  echo "demo: FAILED (loadgen exit $loadgen_rc, audit exit $audit_rc)" >&2
+if [[ $loadgen_rc -ne 0 || $audit_rc -ne 0 || $orders_rc -ne 0 ]]; then
+  echo "demo: FAILED (loadgen exit $loadgen_rc, audit exit $audit_rc, orders exit $orders_rc)" >&2
   exit 1
 fi
-echo "demo: ok — nothing oversold, no acknowledged order lost, audit exact"
+echo "demo: ok — nothing oversold, no acknowledged order lost, returned units resold once, audit exact"

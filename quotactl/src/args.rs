@@ -100,6 +100,17 @@ pub(crate) enum Cmd {
     /// Static splits and rebalance policies.
     #[command(subcommand)]
     Quota(QuotaCmd),
+    /// One order (any region): show it, or cancel it if it is pending.
+    #[command(subcommand)]
+    Order(OrderCmd),
+    /// After (or during) a sale: per region the units sold, pending, paid, cancelled,
+    /// expired, returned and resold, the revenue, and the audit's verdict. Exit status as for
+    /// `audit`.
+    Report {
+        /// Product id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+    },
     /// Run one rebalance round now and show the moves.
     Rebalance {
         /// Product id.
@@ -142,6 +153,21 @@ pub(crate) enum Cmd {
     Completion {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrderCmd {
+    /// The order, from whichever region holds it: buyer, product, units, price, status.
+    Show {
+        /// The order id (a UUID, as the purchase answered it).
+        id: uuid::Uuid,
+    },
+    /// Cancel a pending order: its units go back on sale in its region. A paid, cancelled or
+    /// expired order is refused (exit 4), naming its status.
+    Cancel {
+        /// The order id.
+        id: uuid::Uuid,
     },
 }
 
@@ -196,6 +222,11 @@ pub(crate) enum ProductCmd {
         /// a global per-user limit); default: the list `region homes` set. "none" for none.
         #[arg(long, value_parser = parse_homes)]
         home_regions: Option<RegionList>,
+        /// Seconds a buyer has to pay before the order expires and its units go back on sale
+        /// (default: each region node's --payment-window-s, 15 minutes).
+        #[arg(long, value_name = "SECONDS",
+              value_parser = clap::value_parser!(i32).range(1..=2_592_000))]
+        payment_window: Option<i32>,
     },
     /// List every product.
     List,

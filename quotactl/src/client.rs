@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::failover::{Endpoints, Failover, Kind, Miss, Next};
 
 use quota_shared::wire::{
-    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, IdempotencyKey, ProductView,
-    RegionView, Restock, RoundView, SetPolicy, SetSplit, StatusView, IDEMPOTENCY_KEY_HEADER,
-    IDEMPOTENT_REPLAYED_HEADER,
+    AuditReport, CreateProduct, Drain, DrainView, HomeRegions, IdempotencyKey, OrderRecord,
+    ProductView, RegionView, Restock, RoundView, SaleReport, SetPolicy, SetSplit, StatusView,
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER,
 };
 
 /// One instance that brought no usable answer, and why (its last reason, when tried more
@@ -350,6 +350,12 @@ impl AdminClient {
             .await
     }
 
+    /// What became of a sale's units, per region, with the audit (`report`).
+    pub async fn sale_report(&self, id: i64) -> Result<SaleReport, ClientError> {
+        self.read(|b| self.http.get(format!("{b}/v1/admin/products/{id}/report")))
+            .await
+    }
+
     /// Sets a static split (and the static policy); returns the moves made at once.
     pub async fn set_split(&self, id: i64, req: &SetSplit) -> Result<RoundView, ClientError> {
         self.send_change(|b| {
@@ -383,6 +389,18 @@ impl AdminClient {
     /// Ends the sale now.
     pub async fn end(&self, id: i64) -> Result<ProductView, ClientError> {
         self.send_change(|b| self.http.post(format!("{b}/v1/admin/products/{id}/end")))
+            .await
+    }
+
+    /// One order, from whichever region holds it (`order show`).
+    pub async fn order(&self, id: uuid::Uuid) -> Result<OrderRecord, ClientError> {
+        self.read(|b| self.http.get(format!("{b}/v1/admin/orders/{id}")))
+            .await
+    }
+
+    /// Cancels a pending order in its region (`order cancel`).
+    pub async fn cancel_order(&self, id: uuid::Uuid) -> Result<OrderRecord, ClientError> {
+        self.send_change(|b| self.http.post(format!("{b}/v1/admin/orders/{id}/cancel")))
             .await
     }
 

@@ -10,7 +10,7 @@ use quota_shared::wire::{
 };
 use quotactl::{AdminClient, ClientError};
 
-use crate::args::{Cli, Cmd, ProductCmd, QuotaCmd, RegionCmd};
+use crate::args::{Cli, Cmd, OrderCmd, ProductCmd, QuotaCmd, RegionCmd};
 use crate::exit::Exit;
 use crate::output::{self, emit, Format};
 
@@ -34,6 +34,7 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientErr
             split,
             policy,
             home_regions,
+            payment_window,
         }) => {
             let req = CreateProduct {
                 product_id: id,
@@ -47,6 +48,7 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientErr
                 split,
                 policy,
                 home_regions: home_regions.map(|l| l.0),
+                payment_window_s: payment_window,
             };
             emit(format, &client.create_product(&req).await?, output::product);
         }
@@ -75,6 +77,18 @@ pub(crate) async fn run(cli: Cli, client: AdminClient) -> Result<Exit, ClientErr
             output::product,
         ),
         Cmd::Rebalance { id } => emit(format, &client.rebalance(id).await?, output::round),
+        Cmd::Order(OrderCmd::Show { id }) => {
+            emit(format, &client.order(id).await?, output::order);
+        }
+        Cmd::Order(OrderCmd::Cancel { id }) => {
+            emit(format, &client.cancel_order(id).await?, output::order);
+        }
+        Cmd::Report { id } => {
+            let r = client.sale_report(id).await?;
+            emit(format, &r, output::report);
+            let unread = !r.unreadable.is_empty() || !r.audit.unreadable.is_empty();
+            return Ok(audit_exit_of(r.audit.ok && !unread, unread));
+        }
         Cmd::Region(RegionCmd::List) => {
             emit(format, &client.regions().await?, |r, wide| {
                 output::regions(r, wide)
@@ -146,9 +160,14 @@ pub(crate) fn completion(shell: clap_complete::Shell) {
 /// Success when the audit holds; inconclusive when a region could not be read (and nothing
 /// else was found); failed when the books do not balance.
 fn audit_exit(a: &AuditReport) -> Exit {
-    if a.ok {
+    audit_exit_of(a.ok, !a.unreadable.is_empty())
+}
+
+/// [`audit_exit`] from the verdict and whether a region went unread.
+fn audit_exit_of(ok: bool, unreadable: bool) -> Exit {
+    if ok {
         Exit::Success
-    } else if !a.unreadable.is_empty() {
+    } else if unreadable {
         Exit::AuditInconclusive
     } else {
         Exit::AuditFailed

@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use chrono::SecondsFormat;
 use clap::ValueEnum;
 use quota_shared::policy::Move;
-use quota_shared::wire::{AuditReport, ProductView, RegionView, RoundView, StatusView};
+use quota_shared::wire::{
+    AuditReport, OrderRecord, ProductView, RegionView, RoundView, SaleReport, StatusView,
+};
 
 use crate::contexts::ConfigView;
 
@@ -278,6 +280,68 @@ pub(crate) fn regions(rs: &[RegionView], wide: bool) -> String {
         ]);
     }
     t.render(wide)
+}
+
+/// `order show` / `order cancel`: one order, field by field.
+pub(crate) fn order(o: &OrderRecord, _wide: bool) -> String {
+    let mut t = Table::new(&[("FIELD", Left), ("VALUE", Left)]);
+    for (k, v) in [
+        ("order", o.order_id.to_string()),
+        ("status", o.status.to_string()),
+        ("region", o.region.clone()),
+        ("product", o.product_id.to_string()),
+        ("user", o.user_id.to_string()),
+        ("quantity", o.quantity.to_string()),
+        ("price", o.price.to_string()),
+        (
+            "placed",
+            o.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        ),
+    ] {
+        t.row(vec![k.to_string(), v]);
+    }
+    t.render(false)
+}
+
+/// `report`: one row per region and the total (units; revenue in money), then the audit's
+/// verdict and its violations, and any region that could not be read.
+pub(crate) fn report(r: &SaleReport, wide: bool) -> String {
+    let mut out = format!("product {}: {} units on sale\n", r.product_id, r.total);
+    let mut t = Table::new(&[
+        ("REGION", Left),
+        ("SOLD", Right),
+        ("PAID", Right),
+        ("PENDING", Right),
+        ("CANCELLED", Right),
+        ("EXPIRED", Right),
+        ("RETURNED", Right),
+        ("RESOLD", Right),
+        ("AVAILABLE", Right),
+        ("REVENUE", Right),
+    ]);
+    for x in r.regions.values().chain(std::iter::once(&r.totals)) {
+        t.row(vec![
+            x.region.clone(),
+            x.sold.to_string(),
+            x.paid.to_string(),
+            x.pending.to_string(),
+            x.cancelled.to_string(),
+            x.expired.to_string(),
+            x.returned.to_string(),
+            x.resold.to_string(),
+            x.available.to_string(),
+            x.revenue.to_string(),
+        ]);
+    }
+    out.push_str(&t.render(wide));
+    for u in &r.unreadable {
+        let _ = writeln!(out, "not read (left out of the total): {u}");
+    }
+    let _ = writeln!(out, "audit: {}", if r.audit.ok { "OK" } else { "FAILED" });
+    for v in &r.audit.violations {
+        let _ = writeln!(out, "  {v}");
+    }
+    out
 }
 
 /// `config view`: the file, then one row per context (the current one marked `*`).

@@ -199,6 +199,7 @@ mod tests {
             per_user_limit: 1,
             ended: false,
             home_regions: Vec::new(),
+            payment_window_s: None,
         }
     }
 

@@ -93,6 +93,20 @@ pub struct ServeConfig {
     /// the moment a unit arrives, so buyers keep their place in line and do not retry.
     #[arg(long, env = "QUOTA_AWAIT_STOCK_MS", default_value_t = 500)]
     pub await_stock_ms: u64,
+    /// Seconds a buyer has to pay for an order before it expires and its units go back on
+    /// sale (a sale's own `payment_window_s` wins). Default 15 minutes.
+    #[arg(long, env = "QUOTA_PAYMENT_WINDOW_S", default_value_t = 900,
+          value_parser = clap::value_parser!(i32).range(1..=2_592_000))]
+    pub payment_window_s: i32,
+    /// How often pending orders past their payment window are expired, milliseconds.
+    #[arg(long, env = "QUOTA_EXPIRY_SWEEP_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub expiry_sweep_ms: u64,
+    /// File holding the payment system's token (its first line; at least 16 characters): the
+    /// one token `POST /v1/orders/{id}/pay` accepts, and it opens nothing else. Without it
+    /// payments are refused (401).
+    #[arg(long, env = "QUOTA_PAYMENTS_TOKEN_FILE")]
+    pub payments_token_file: Option<std::path::PathBuf>,
     /// A Redis ticket older than this (ms) is treated as abandoned (its process died).
     #[arg(long, env = "QUOTA_TICKET_EXPIRY_MS", default_value_t = 15_000)]
     pub ticket_expiry_ms: u64,

@@ -73,6 +73,18 @@ pub(crate) enum ApiError {
     /// 403: the request names another user than its buyer token's `sub`.
     #[error("the user id in the request is not the buyer token's")]
     UserMismatch,
+    /// 409: the order is not pending, so it cannot be paid or cancelled (names its status).
+    #[error("the order is {0}, not pending")]
+    OrderNotPending(quota_shared::order::OrderStatus),
+    /// 409: the payment reference already paid another order.
+    #[error("this payment reference already paid another order")]
+    PaymentRefUsed,
+    /// 422: the amount paid is not what the order costs.
+    #[error("the amount paid is not what the order costs ({due})")]
+    AmountMismatch {
+        /// Unit price × quantity.
+        due: rust_decimal::Decimal,
+    },
     /// 410: nothing left in this region.
     #[error("sold out in this region")]
     SoldOut,
@@ -115,7 +127,7 @@ impl From<Denied> for ApiError {
 impl ApiError {
     /// Every code [`ApiError::code`] can answer with, for the OpenAPI document's error schema
     /// (a unit test of `http::openapi` holds the two together).
-    pub(crate) const CODES: [&'static str; 20] = [
+    pub(crate) const CODES: [&'static str; 23] = [
         "invalid_request",
         "payload_too_large",
         "unknown_product",
@@ -135,6 +147,9 @@ impl ApiError {
         "rate_limited",
         "unavailable",
         "awaiting_stock",
+        "order_not_pending",
+        "payment_ref_used",
+        "amount_mismatch",
         "internal",
     ];
 
@@ -160,7 +175,10 @@ impl ApiError {
             ApiError::SaleNotActive(_)
             | ApiError::UserMismatch
             | ApiError::ForbiddenScope { .. } => StatusCode::FORBIDDEN,
-            ApiError::AlreadyPurchased { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyPurchased { .. }
+            | ApiError::OrderNotPending(_)
+            | ApiError::PaymentRefUsed => StatusCode::CONFLICT,
+            ApiError::AmountMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::SoldOut => StatusCode::GONE,
             ApiError::WrongRegion(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unauthorized
@@ -195,6 +213,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::AwaitingStock => "awaiting_stock",
+            ApiError::OrderNotPending(_) => "order_not_pending",
+            ApiError::PaymentRefUsed => "payment_ref_used",
+            ApiError::AmountMismatch { .. } => "amount_mismatch",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -213,6 +234,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::UnknownProduct(p) => body = body.with("product_id", *p),
             ApiError::WrongRegion(r) => body = body.with("home_region", r.as_str()),
+            ApiError::OrderNotPending(s) => body = body.with("status", s.as_str()),
+            ApiError::AmountMismatch { due } => body = body.with("amount_due", due.to_string()),
             ApiError::ForbiddenScope { needed, .. } => {
                 body = body.with(REQUIRED_SCOPE_FIELD, needed.name());
             }

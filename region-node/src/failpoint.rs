@@ -11,6 +11,9 @@ pub(crate) enum Failpoint {
     /// `crash_after_release_commit`: abort right after a release's Postgres commit, before
     /// `R` is published.
     CrashAfterReleaseCommit,
+    /// `crash_after_cancel_commit`: abort right after a cancellation's Postgres commit, before
+    /// the reconciler is poked and before the answer (the units are back in Postgres only).
+    CrashAfterCancelCommit,
     /// `stall_in_release:MS`: every release pauses `MS` ms holding the quota row lock, idle
     /// in its transaction — what Postgres sees of a process paused there.
     StallInRelease(Duration),
@@ -50,6 +53,7 @@ impl Failpoint {
         };
         match name {
             "crash_after_release_commit" => Ok(Failpoint::CrashAfterReleaseCommit),
+            "crash_after_cancel_commit" => Ok(Failpoint::CrashAfterCancelCommit),
             "stall_in_release" => Ok(Failpoint::StallInRelease(delay()?)),
             "lost_commit_answer" | "lost_commit_answer_then_down" => {
                 Ok(Failpoint::LostCommitAnswer {

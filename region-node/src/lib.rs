@@ -33,6 +33,7 @@ mod config;
 mod db;
 mod error;
 mod etcd_sync;
+mod expiry;
 mod failpoint;
 mod http;
 mod metrics;

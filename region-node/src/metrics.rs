@@ -59,6 +59,8 @@ pub(crate) const CATALOG: &[(&str, Kind, &str)] = &[
     ("quota_outbox_dead_total", Kind::Counter, "Order events this process dead-lettered: out of attempts, or behind a dead event of the same order."),
     ("quota_outbox_backlog_events", Kind::Gauge, "Order events of the region neither delivered nor dead (the webhook backlog), as this process last read it."),
     ("quota_outbox_oldest_undelivered_age_seconds", Kind::Gauge, "Age of the oldest order event of the region neither delivered nor dead, in seconds (0 with none)."),
+    ("quota_orders_closed_total", Kind::Counter, "Orders this process paid, cancelled or expired, by status (paid, cancelled, expired)."),
+    ("quota_units_returned_total", Kind::Counter, "Units of cancelled and expired orders this process gave back to the region's stock."),
 ];
 
 /// Latency buckets, seconds.
@@ -156,6 +158,18 @@ pub(crate) fn stock(product_id: i64, available: i64, sold: i64, applied_grant: i
     metrics::gauge!("quota_stock_available_units", &p).set(available as f64);
     metrics::gauge!("quota_stock_sold_units", &p).set(sold as f64);
     metrics::gauge!("quota_stock_applied_grant_units", &p).set(applied_grant as f64);
+}
+
+/// An order this process closed: counted by its new status; a cancelled or expired order's
+/// units also count as returned.
+pub(crate) fn order_closed(product_id: i64, status: &'static str, units: i64) {
+    let p = product_id.to_string();
+    metrics::counter!("quota_orders_closed_total", "product_id" => p.clone(), "status" => status)
+        .increment(1);
+    if status != "paid" {
+        metrics::counter!("quota_units_returned_total", "product_id" => p)
+            .increment(u64::try_from(units).unwrap_or(0));
+    }
 }
 
 /// The units Redis admits against for one product.

@@ -178,6 +178,7 @@ impl RegionNode {
             failpoint,
             admin_tokens: self.admin_tokens,
             await_stock: Duration::from_millis(cfg.await_stock_ms),
+            payment_window_s: cfg.payment_window_s,
             trusted_proxies: crate::ratelimit::TrustedProxies::new(cfg.trusted_proxies.clone()),
             purchaser: Purchaser::new(
                 cfg.strategy,
@@ -205,6 +206,11 @@ impl RegionNode {
             let outbox = crate::outbox::Outbox::new(db.clone(), hook).map_err(NodeError::Config)?;
             handles.push(tokio::spawn(outbox.run(tasks.clone())));
         }
+        let sweep = crate::expiry::ExpirySweep::new(
+            Arc::clone(&st),
+            Duration::from_millis(cfg.expiry_sweep_ms),
+        );
+        handles.push(tokio::spawn(sweep.run(tasks.clone())));
         let process = cfg.process_id();
         tracing::info!(region = %cfg.region, process = %process, "node process");
         let etcd = cfg

@@ -45,4 +45,6 @@ pub(crate) struct AppState {
     /// The proxies (`--trusted-proxies`) whose `X-Forwarded-For` names the client the per-IP
     /// rate limit keys on.
     pub(crate) trusted_proxies: crate::ratelimit::TrustedProxies,
+    /// Seconds a buyer has to pay, unless the sale says (`--payment-window-s`).
+    pub(crate) payment_window_s: i32,
 }

@@ -44,18 +44,27 @@ pub enum Scope {
     /// What the coordinator presents to a region node's audit endpoint; a region node, which
     /// holds this token, can use it on no coordinator endpoint.
     RegionAdmin,
+    /// The payment system's, on a region node: it may record payments and nothing else.
+    Payments,
 }
 
 impl Scope {
     /// Every scope, for tables and tests.
-    pub const ALL: [Scope; 3] = [Scope::Operator, Scope::Auditor, Scope::RegionAdmin];
+    pub const ALL: [Scope; 4] = [
+        Scope::Operator,
+        Scope::Auditor,
+        Scope::RegionAdmin,
+        Scope::Payments,
+    ];
 
-    /// The name in flags, error bodies and messages: `operator`, `auditor`, `region-admin`.
+    /// The name in flags, error bodies and messages: `operator`, `auditor`, `region-admin`,
+    /// `payments`.
     pub const fn name(self) -> &'static str {
         match self {
             Scope::Operator => "operator",
             Scope::Auditor => "auditor",
             Scope::RegionAdmin => "region-admin",
+            Scope::Payments => "payments",
         }
     }
 
@@ -68,6 +77,7 @@ impl Scope {
             (Scope::Operator, Scope::Operator | Scope::Auditor)
                 | (Scope::Auditor, Scope::Auditor)
                 | (Scope::RegionAdmin, Scope::RegionAdmin)
+                | (Scope::Payments, Scope::Payments)
         )
     }
 }
@@ -352,12 +362,13 @@ mod tests {
 
     #[test]
     fn each_scope_allows_what_the_table_says() {
-        use Scope::{Auditor, Operator, RegionAdmin};
+        use Scope::{Auditor, Operator, Payments, RegionAdmin};
         let allowed = [
             (Operator, Operator),
             (Operator, Auditor),
             (Auditor, Auditor),
             (RegionAdmin, RegionAdmin),
+            (Payments, Payments),
         ];
         for held in Scope::ALL {
             for needed in Scope::ALL {
@@ -369,7 +380,7 @@ mod tests {
             }
         }
         let names: Vec<&str> = Scope::ALL.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["operator", "auditor", "region-admin"]);
+        assert_eq!(names, ["operator", "auditor", "region-admin", "payments"]);
     }
 
     #[test]

@@ -225,6 +225,7 @@ mod tests {
             per_user_limit: limit,
             ended: false,
             home_regions: Vec::new(),
+            payment_window_s: None,
         }
     }
 

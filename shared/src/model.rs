@@ -44,9 +44,16 @@ pub struct ProductSpec {
     /// everyone and the limit holds per region.
     #[serde(default)]
     pub home_regions: Vec<String>,
+    /// Seconds a buyer has to pay for an order of this sale before it expires and its units go
+    /// back on sale; absent: each region node's `--payment-window-s` (15 minutes by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_window_s: Option<i32>,
 }
 
 pub use crate::error::Invalid;
+
+/// The longest payment window a sale may have: 30 days, in seconds.
+pub const MAX_PAYMENT_WINDOW_S: i32 = 2_592_000;
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
     Err(Invalid(msg.into()))
@@ -107,6 +114,13 @@ impl ProductSpec {
                 "per-user limit must be between 1 and {MAX_PER_USER_LIMIT} (got {})",
                 self.per_user_limit
             ));
+        }
+        if let Some(w) = self.payment_window_s {
+            if !(1..=MAX_PAYMENT_WINDOW_S).contains(&w) {
+                return invalid(format!(
+                    "payment window must be between 1 and {MAX_PAYMENT_WINDOW_S} seconds (got {w})"
+                ));
+            }
         }
         Ok(())
     }
@@ -311,6 +325,7 @@ mod tests {
             per_user_limit: 1,
             ended: false,
             home_regions: Vec::new(),
+            payment_window_s: None,
         }
     }
 

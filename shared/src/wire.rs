@@ -150,6 +150,11 @@ pub struct CreateProduct {
     #[serde(default)]
     #[schema(value_type = Option<Vec<RegionName>>)]
     pub home_regions: Option<Vec<String>>,
+    /// Seconds a buyer has to pay before the order expires and its units go back on sale
+    /// (default: each region node's `--payment-window-s`, 15 minutes).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    pub payment_window_s: Option<i32>,
 }
 
 /// A region name as the admin API takes it, for the OpenAPI document: 1–32 of `a-z 0-9 -`,
@@ -336,6 +341,94 @@ pub struct RegionStatus {
     pub alive: bool,
     /// Being drained.
     pub draining: bool,
+}
+
+/// An order as its region holds it (`GET /v1/admin/orders/{id}` on the coordinator, which
+/// asks every region; `quotactl order show`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct OrderRecord {
+    /// The order (UUIDv7, minted by the region that sold it).
+    pub order_id: uuid::Uuid,
+    /// The product.
+    pub product_id: i64,
+    /// The buyer.
+    pub user_id: i64,
+    /// The region that sold it and holds it.
+    pub region: String,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price, a decimal string.
+    #[schema(value_type = String, pattern = r"^[0-9]{1,8}(\.[0-9]{1,2})?$", example = "99.00")]
+    pub price: Decimal,
+    /// `pending`, `paid`, `cancelled` or `expired`.
+    pub status: crate::order::OrderStatus,
+    /// When it was placed (the region's database clock).
+    pub created_at: DateTime<Utc>,
+}
+
+/// One region's account of a sale after the click (`GET /v1/admin/products/{p}/report` on a
+/// region node, region-admin token): what became of the units it sold. Units, not orders.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct RegionSaleReport {
+    /// The region.
+    pub region: String,
+    /// Units ever ordered here (every order, whatever became of it).
+    pub sold: i64,
+    /// Units in orders awaiting payment.
+    pub pending: i64,
+    /// Units in paid orders.
+    pub paid: i64,
+    /// Units in cancelled orders.
+    pub cancelled: i64,
+    /// Units in expired orders.
+    pub expired: i64,
+    /// Units given back to the region's stock (the counter: cancelled + expired).
+    pub returned: i64,
+    /// Units sold a second time after coming back: `sold − (g − rel)` when positive (a unit
+    /// the region holds can only be sold again after it was returned; exact once the region
+    /// has sold out).
+    pub resold: i64,
+    /// Units the region can still sell.
+    pub available: i64,
+    /// Money received: Σ amount of the paid orders, a decimal string.
+    #[schema(value_type = String, pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
+    pub revenue: Decimal,
+}
+
+/// `GET /v1/admin/products/{p}/report`: a sale's outcome per region and in total, with the
+/// audit's verdict (`quotactl report`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SaleReport {
+    /// The product.
+    pub product_id: i64,
+    /// Units on sale.
+    pub total: i64,
+    /// Per region that answered.
+    pub regions: BTreeMap<String, RegionSaleReport>,
+    /// The regions summed (its `region` is "total").
+    pub totals: RegionSaleReport,
+    /// Regions that could not be read (and why): the totals then leave them out.
+    pub unreadable: Vec<String>,
+    /// The conservation audit of the product, run with the report.
+    pub audit: ProductAudit,
+}
+
+impl RegionSaleReport {
+    /// `self + other`, named `region`.
+    pub fn plus(&self, other: &RegionSaleReport, region: &str) -> RegionSaleReport {
+        RegionSaleReport {
+            region: region.to_string(),
+            sold: self.sold + other.sold,
+            pending: self.pending + other.pending,
+            paid: self.paid + other.paid,
+            cancelled: self.cancelled + other.cancelled,
+            expired: self.expired + other.expired,
+            returned: self.returned + other.returned,
+            resold: self.resold + other.resold,
+            available: self.available + other.available,
+            revenue: self.revenue + other.revenue,
+        }
+    }
 }
 
 /// `GET /v1/admin/audit`: the conservation audit of every product (or one).

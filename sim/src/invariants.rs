@@ -279,6 +279,7 @@ mod tests {
             per_user_limit: 1,
             ended: false,
             home_regions: Vec::new(),
+            payment_window_s: None,
         };
         let reports = vec![region.report(0, 0.0)];
         let etcd = Etcd::new(vec!["east".into()], spec, ledger, reports, 1);

@@ -425,5 +425,6 @@ fn spec(total: i64) -> ProductSpec {
         per_user_limit: 1,
         ended: false,
         home_regions: Vec::new(),
+        payment_window_s: None,
     }
 }

@@ -333,6 +333,7 @@ async fn fenced_write_is_rejected_by_etcd() {
         rev: key_a.rev(),
     }));
     let spec = quota_shared::model::ProductSpec {
+        payment_window_s: None,
         product_id: 7,
         total: 10,
         ..quota_shared::round::fixture::snapshot().spec

@@ -33,6 +33,9 @@ const ABOUT: &str = "The coordinator's admin API (what quotactl calls). Every re
         crate::api::create_product,
         crate::api::list_products,
         crate::api::show_product,
+        crate::api::sale_report,
+        crate::api::show_order,
+        crate::api::cancel_order,
         crate::api::set_quota,
         crate::api::set_policy,
         crate::api::restock,
@@ -139,6 +142,7 @@ mod tests {
                 needed: Scope::Operator,
             },
             CoordError::UnknownProduct(1),
+            CoordError::UnknownOrder(uuid::Uuid::nil()),
             CoordError::NotFound,
             CoordError::MethodNotAllowed,
             CoordError::Conflict(String::new()),
@@ -206,7 +210,10 @@ mod tests {
         );
         let mut admin_ops = 0;
         for (path, method, op) in operations(doc) {
-            let concrete = path.replace("{id}", "1001").replace("{region}", "east");
+            let concrete = path
+                .replace("{id}", "1001")
+                .replace("{region}", "east")
+                .replace("{order_id}", "0190a000-0000-7000-8000-000000000000");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let declared = &op["security"];
             match required_scope(&m, &concrete) {
@@ -227,7 +234,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(admin_ops, 14, "every admin route is documented");
+        assert_eq!(admin_ops, 17, "every admin route is documented");
         assert_eq!(required_scope(&Method::GET, "/openapi.json"), None);
     }
 

@@ -13,6 +13,7 @@
 //! | [`batch`] | the group-commit batch transaction |
 //! | [`reconcile`] | what a reconciliation pass reads under the row lock |
 //! | [`release`] | the exactly-once release bookkeeping |
+//! | [`lifecycle`] | an order's changes after the click: pay, cancel, expire |
 //! | [`audit`] | the locked read behind the region's audit endpoint |
 //! | [`events`] | `order_events` (the outbox) as the buyer's feed reads it: [`OrderEvent`] |
 //! | [`outbox`] | webhook delivery bookkeeping: claim due events, record each attempt |
@@ -21,6 +22,7 @@ mod audit;
 mod batch;
 mod error;
 mod events;
+mod lifecycle;
 mod migrate;
 mod orders;
 mod outbox;
@@ -33,6 +35,7 @@ mod release;
 
 pub use error::DbError;
 pub(crate) use events::OrderEvent;
+pub(crate) use lifecycle::{CancelOutcome, Closer, PayOutcome};
 pub(crate) use orders::{NewOrder, Order, PurchaseOutcome};
 pub(crate) use outbox::Claimed;
 pub use pool::Isolation;

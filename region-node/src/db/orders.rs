@@ -56,7 +56,7 @@ pub(crate) struct Order {
     /// Unit price, as a decimal string (e.g. "99.00").
     #[schema(value_type = String, pattern = r"^[0-9]{1,8}\.[0-9]{2}$", example = "99.00")]
     pub(crate) price: Decimal,
-    /// pending | paid | cancelled.
+    /// pending | paid | cancelled | expired.
     #[schema(example = "pending")]
     pub(crate) status: String,
     /// Commit time (database clock).
@@ -64,7 +64,7 @@ pub(crate) struct Order {
 }
 
 impl Order {
-    fn from_row(r: &Row) -> Order {
+    pub(super) fn from_row(r: &Row) -> Order {
         Order {
             order_id: r.get("order_id"),
             product_id: r.get("product_id"),
@@ -100,7 +100,7 @@ impl Order {
     }
 }
 
-const ORDER_COLS: &str =
+pub(super) const ORDER_COLS: &str =
     "order_id, product_id, user_id, region, quantity, price, status, created_at";
 
 impl Db {

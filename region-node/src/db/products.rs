@@ -13,7 +13,8 @@ impl Db {
         let rows = c
             .query(
                 "SELECT product_id, name, total, price, original_price, start_time, end_time,
-                        per_user_limit, ended, home_regions FROM products ORDER BY product_id",
+                        per_user_limit, ended, home_regions, payment_window_s
+                   FROM products ORDER BY product_id",
                 &[],
             )
             .await?;
@@ -30,6 +31,7 @@ impl Db {
                 per_user_limit: r.get(7),
                 ended: r.get(8),
                 home_regions: r.get(9),
+                payment_window_s: r.get(10),
             })
             .collect())
     }
@@ -40,14 +42,16 @@ impl Db {
         let tx = c.transaction().await?;
         tx.execute(
             "INSERT INTO products (product_id, name, total, price, original_price, start_time,
-                                   end_time, per_user_limit, ended, home_regions)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                   end_time, per_user_limit, ended, home_regions,
+                                   payment_window_s)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (product_id) DO UPDATE SET
                 name = EXCLUDED.name, total = EXCLUDED.total, price = EXCLUDED.price,
                 original_price = EXCLUDED.original_price, start_time = EXCLUDED.start_time,
                 end_time = EXCLUDED.end_time, per_user_limit = EXCLUDED.per_user_limit,
                 ended = products.ended OR EXCLUDED.ended,
-                home_regions = EXCLUDED.home_regions, updated_at = now()",
+                home_regions = EXCLUDED.home_regions,
+                payment_window_s = EXCLUDED.payment_window_s, updated_at = now()",
             &[
                 &s.product_id,
                 &s.name,
@@ -59,6 +63,7 @@ impl Db {
                 &s.per_user_limit,
                 &s.ended,
                 &s.home_regions,
+                &s.payment_window_s,
             ],
         )
         .await?;

@@ -17,7 +17,8 @@ use crate::db::DbError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The admin tokens this node accepts, read once at start. With `--region-admin-token-file`:
+/// The admin tokens this node accepts, read once at start. `--payments-token-file`, if given,
+/// is the payment system's (scope payments: payments only). With `--region-admin-token-file`:
 /// that token, scope region-admin — the only one the audit endpoint takes — and
 /// `--admin-token`, if given, as the operator's, so that it is recognised and refused there
 /// with 403 rather than 401. Without the file: `--admin-token` alone, as the region-admin
@@ -25,10 +26,19 @@ use crate::state::AppState;
 /// endpoints refuse everybody. An error (a sentence naming the flag, never the token) when the
 /// file is unusable or both flags hold the same token.
 pub(crate) fn admin_tokens(cfg: &ServeConfig) -> Result<AdminTokens, String> {
-    tokens_of(
+    let mut tokens = tokens_of(
         cfg.admin_token.clone(),
         cfg.region_admin_token_file.as_deref(),
-    )
+    )?;
+    if let Some(path) = &cfg.payments_token_file {
+        let t = AdminToken::from_file("--payments-token-file", path).map_err(|e| e.to_string())?;
+        tokens.add(Scope::Payments, t).map_err(|_| {
+            "--payments-token-file holds a token another flag gives; the payments token must be \
+             its own"
+                .to_string()
+        })?;
+    }
+    Ok(tokens)
 }
 
 /// [`admin_tokens`] from the two settings: `shared` (`--admin-token`) and `region_admin_file`.

@@ -11,6 +11,7 @@
 //! | [`events`] | a user's order events (the buyer's feed of the outbox) |
 //! | [`admin`] | the audit (region-admin token), `/readyz`, `/metrics` |
 //! | [`events_admin`] | the retry of dead-lettered order events (region-admin token) |
+//! | [`orders`] | an order after the click: pay (payments token), cancel (buyer or operator) |
 
 mod admin;
 mod buyer;
@@ -19,6 +20,7 @@ mod events;
 mod events_admin;
 mod extract;
 mod openapi;
+mod orders;
 mod public;
 
 use std::sync::Arc;
@@ -46,6 +48,20 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
         .route(
             "/v1/users/{user_id}/orders",
             get(public::user_orders_handler),
+        )
+        .route("/v1/orders/{order_id}/pay", post(orders::pay_handler))
+        .route("/v1/orders/{order_id}/cancel", post(orders::cancel_handler))
+        .route(
+            "/v1/admin/orders/{order_id}",
+            get(orders::admin_order_handler),
+        )
+        .route(
+            "/v1/admin/orders/{order_id}/cancel",
+            post(orders::admin_cancel_handler),
+        )
+        .route(
+            "/v1/admin/products/{product_id}/report",
+            get(orders::report_handler),
         )
         .route(
             "/v1/users/{user_id}/events",

@@ -37,6 +37,11 @@ const ABOUT: &str = "One region's flash-sale API. Every error is \
         super::public::order_handler,
         super::public::user_orders_handler,
         super::events::user_events_handler,
+        super::orders::pay_handler,
+        super::orders::cancel_handler,
+        super::orders::admin_cancel_handler,
+        super::orders::report_handler,
+        super::orders::admin_order_handler,
         super::admin::audit_handler,
         super::events_admin::retry_dead_events_handler,
         healthz,
@@ -161,6 +166,11 @@ mod tests {
             ApiError::UserMismatch,
             ApiError::RateLimited { retry_after_s: 1 },
             ApiError::Unavailable(String::new()),
+            ApiError::OrderNotPending(quota_shared::order::OrderStatus::Paid),
+            ApiError::PaymentRefUsed,
+            ApiError::AmountMismatch {
+                due: rust_decimal::Decimal::ONE,
+            },
             ApiError::Internal(String::new()),
         ]
     }
@@ -238,6 +248,14 @@ mod tests {
                 true,
             ),
             ("/v1/admin/events/retry", "post", "adminToken", true),
+            ("/v1/orders/{order_id}/pay", "post", "adminToken", true),
+            ("/v1/orders/{order_id}/cancel", "post", "buyerToken", true),
+            (
+                "/v1/admin/orders/{order_id}/cancel",
+                "post",
+                "adminToken",
+                true,
+            ),
         ];
         for (path, method, scheme, forbids) in routes {
             let op = &doc["paths"][path][method];
@@ -257,6 +275,8 @@ mod tests {
         assert_eq!(purchase["security"][1], json!({}));
         let audit = &doc["paths"]["/v1/admin/products/{product_id}/audit"]["get"];
         assert_eq!(audit["security"][0]["adminToken"], json!(["region-admin"]));
+        let pay = &doc["paths"]["/v1/orders/{order_id}/pay"]["post"];
+        assert_eq!(pay["security"][0]["adminToken"], json!(["payments"]));
     }
 
     /// The purchase body's schema says what `parse_purchase_body` accepts: its properties, no

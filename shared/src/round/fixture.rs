@@ -26,6 +26,7 @@ pub fn snapshot() -> LedgerSnapshot {
             per_user_limit: 1,
             ended: false,
             home_regions: Vec::new(),
+            payment_window_s: None,
         },
         ledger: Ledger {
             total: 120,

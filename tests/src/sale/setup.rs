@@ -19,6 +19,7 @@ pub struct Sale<'a> {
     policy: Option<&'a str>,
     end: Option<String>,
     home_regions: Option<&'a str>,
+    payment_window: Option<String>,
 }
 
 impl<'a> Sale<'a> {
@@ -33,6 +34,7 @@ impl<'a> Sale<'a> {
             policy: None,
             end: None,
             home_regions: None,
+            payment_window: None,
         }
     }
 
@@ -46,6 +48,12 @@ impl<'a> Sale<'a> {
     pub fn ends_in(mut self, after: std::time::Duration) -> Self {
         let end = chrono::Utc::now() + chrono::Duration::from_std(after).unwrap();
         self.end = Some(end.to_rfc3339());
+        self
+    }
+
+    /// Seconds a buyer has to pay (`--payment-window`), instead of the nodes' default.
+    pub fn payment_window(mut self, seconds: u32) -> Self {
+        self.payment_window = Some(seconds.to_string());
         self
     }
 
@@ -88,6 +96,9 @@ impl<'a> Sale<'a> {
         }
         if let Some(homes) = self.home_regions {
             args.extend(["--home-regions", homes]);
+        }
+        if let Some(window) = &self.payment_window {
+            args.extend(["--payment-window", window]);
         }
         let out = c.quotactl(&args);
         assert!(
