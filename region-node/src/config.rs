@@ -176,6 +176,10 @@ pub struct ServeConfig {
         value_parser = parse_trusted_proxy
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where this region's order events are delivered (result notification); off without
+    /// `--webhook-url`.
+    #[command(flatten)]
+    pub webhook: crate::outbox::WebhookArgs,
 }
 
 /// Buyer-token (JWT) verification settings. With neither key flag, verification is off and the

@@ -16,13 +16,14 @@
 //! Background tasks keep the filters honest: `reconcile` re-derives Redis from Postgres every
 //! 100 ms (rebuilding it after a flush), and `etcd_sync` applies the coordinator's grants
 //! (`g := max(g, G)`), handles release requests exactly once (`release`), reports sold,
-//! available and demand every 100 ms, and keeps the region's leased heartbeat.
+//! available and demand every 100 ms, and keeps the region's leased heartbeat; `outbox`
+//! delivers the region's order events to a webhook (result notification).
 //! [`RegionNode`] wires them around the shared `state::AppState`.
 //!
 //! Module floors (each imports only from floors below it, so there is no import circle):
 //! `error`, `db`, `stock`, `metrics`, `config`, `waitroom` → `ratelimit`, `catalog`, `batch`,
 //! `strategy` →
-//! `state` → `purchase`, `reconcile`, `release`, `etcd_sync`, `http` → `server`.
+//! `state` → `purchase`, `reconcile`, `release`, `etcd_sync`, `outbox`, `http` → `server`.
 
 mod attempts;
 mod backends;
@@ -36,6 +37,7 @@ mod expiry;
 mod failpoint;
 mod http;
 mod metrics;
+mod outbox;
 mod purchase;
 mod ratelimit;
 mod reconcile;
@@ -50,6 +52,7 @@ pub use backends::{PgArgs, RedisArgs};
 pub use config::{Cli, Command, MigrateConfig, ServeConfig};
 pub use db::{DbError, Isolation};
 pub use metrics::install as install_metrics;
+pub use outbox::WebhookArgs;
 pub use server::{migrate, NodeError, RegionNode};
 pub use stock::StockError;
 pub use strategy::PurchaseStrategy;

@@ -17,7 +17,11 @@
 //!   repairs, so it has its own name);
 //! * `quota_grants_applied_total`, `quota_rate_limited_total`, the group-commit metrics
 //!   (`quota_group_commit_batch_size`, `_bisections_total`, `_queue_full_total`) and
-//!   `quota_build_info{version, commit}`.
+//!   `quota_build_info{version, commit}`;
+//! * the webhook outbox (`crate::outbox`): `quota_outbox_delivered_total`,
+//!   `quota_outbox_failed_attempts_total`, `quota_outbox_dead_total` (this process's), and the
+//!   region's backlog `quota_outbox_backlog_events` and
+//!   `quota_outbox_oldest_undelivered_age_seconds`.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -50,6 +54,11 @@ pub(crate) const CATALOG: &[(&str, Kind, &str)] = &[
     ("quota_group_commit_batch_size", Kind::Histogram, "Purchases per group-commit batch."),
     ("quota_group_commit_bisections_total", Kind::Counter, "Group-commit batches that rolled back and were split in two."),
     ("quota_group_commit_queue_full_total", Kind::Counter, "Purchases refused (503) because the product's group-commit queue was full."),
+    ("quota_outbox_delivered_total", Kind::Counter, "Order events this process delivered to the webhook (a 2xx answer)."),
+    ("quota_outbox_failed_attempts_total", Kind::Counter, "Webhook delivery attempts of this process that failed (an error, a timeout or a non-2xx answer)."),
+    ("quota_outbox_dead_total", Kind::Counter, "Order events this process dead-lettered: out of attempts, or behind a dead event of the same order."),
+    ("quota_outbox_backlog_events", Kind::Gauge, "Order events of the region neither delivered nor dead (the webhook backlog), as this process last read it."),
+    ("quota_outbox_oldest_undelivered_age_seconds", Kind::Gauge, "Age of the oldest order event of the region neither delivered nor dead, in seconds (0 with none)."),
     ("quota_orders_closed_total", Kind::Counter, "Orders this process paid, cancelled or expired, by status (paid, cancelled, expired)."),
     ("quota_units_returned_total", Kind::Counter, "Units of cancelled and expired orders this process gave back to the region's stock."),
 ];
@@ -116,6 +125,9 @@ fn register() {
         "quota_rate_limited_total",
         "quota_group_commit_bisections_total",
         "quota_group_commit_queue_full_total",
+        "quota_outbox_delivered_total",
+        "quota_outbox_failed_attempts_total",
+        "quota_outbox_dead_total",
     ] {
         metrics::counter!(name).absolute(0);
     }
@@ -164,6 +176,27 @@ pub(crate) fn order_closed(product_id: i64, status: &'static str, units: i64) {
 pub(crate) fn redis_stock(product_id: i64, units: i64) {
     metrics::gauge!("quota_stock_redis_units", "product_id" => product_id.to_string())
         .set(units as f64);
+}
+
+/// One order event delivered.
+pub(crate) fn outbox_delivered() {
+    metrics::counter!("quota_outbox_delivered_total").increment(1);
+}
+
+/// One failed delivery attempt.
+pub(crate) fn outbox_failed_attempt() {
+    metrics::counter!("quota_outbox_failed_attempts_total").increment(1);
+}
+
+/// `events` order events dead-lettered.
+pub(crate) fn outbox_dead(events: u64) {
+    metrics::counter!("quota_outbox_dead_total").increment(events);
+}
+
+/// The region's webhook backlog: pending events and the oldest one's age.
+pub(crate) fn outbox_backlog(pending: i64, oldest_age_s: f64) {
+    metrics::gauge!("quota_outbox_backlog_events").set(pending as f64);
+    metrics::gauge!("quota_outbox_oldest_undelivered_age_seconds").set(oldest_age_s);
 }
 
 #[cfg(test)]

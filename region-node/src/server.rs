@@ -54,6 +54,8 @@ pub struct RegionNode {
     buyers: crate::http::BuyerAuth,
     /// The admin tokens of the audit endpoint, read once in [`RegionNode::new`].
     admin_tokens: quota_shared::admin_auth::AdminTokens,
+    /// Where order events go, its secret read once in [`RegionNode::new`]; `None`: nowhere.
+    webhook: Option<crate::outbox::Webhook>,
 }
 
 /// Retries `f` every second until it succeeds or shutdown; dependencies may start after us.
@@ -115,11 +117,16 @@ impl RegionNode {
         }
         let admin_tokens = crate::http::admin_tokens(&cfg).map_err(NodeError::Config)?;
         tracing::info!(admin = %crate::http::describe_admin_tokens(&cfg), "admin tokens");
+        let webhook = cfg.webhook.webhook().map_err(NodeError::Config)?;
+        if webhook.is_none() {
+            tracing::info!("no --webhook-url: order events are kept for the feed, not delivered");
+        }
         Ok(RegionNode {
             cfg,
             metrics,
             buyers,
             admin_tokens,
+            webhook,
         })
     }
 
@@ -195,6 +202,10 @@ impl RegionNode {
             }
         }
         handles.push(tokio::spawn(reconciler.run(tasks.clone())));
+        if let Some(hook) = self.webhook {
+            let outbox = crate::outbox::Outbox::new(db.clone(), hook).map_err(NodeError::Config)?;
+            handles.push(tokio::spawn(outbox.run(tasks.clone())));
+        }
         let sweep = crate::expiry::ExpirySweep::new(
             Arc::clone(&st),
             Duration::from_millis(cfg.expiry_sweep_ms),

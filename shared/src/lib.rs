@@ -24,6 +24,8 @@
 //!   [`price`] — how a price travels in it.
 //! * [`openapi`] — what the two services' OpenAPI documents share (error envelope, headers,
 //!   security schemes).
+//! * [`webhook`] — how a region signs the order events it delivers, and how a receiver checks
+//!   the signature.
 //!
 //! Nothing here does I/O beyond reading a file it is handed (a config file, a token file), so
 //! all of it is unit- and property-tested without servers.
@@ -50,6 +52,7 @@ pub mod round;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod webhook;
 pub mod wire;
 
 pub use error::Invalid;

@@ -15,13 +15,17 @@
 //! | [`release`] | the exactly-once release bookkeeping |
 //! | [`lifecycle`] | an order's changes after the click: pay, cancel, expire |
 //! | [`audit`] | the locked read behind the region's audit endpoint |
+//! | [`events`] | `order_events` (the outbox) as the buyer's feed reads it: [`OrderEvent`] |
+//! | [`outbox`] | webhook delivery bookkeeping: claim due events, record each attempt |
 
 mod audit;
 mod batch;
 mod error;
+mod events;
 mod lifecycle;
 mod migrate;
 mod orders;
+mod outbox;
 mod pool;
 mod products;
 mod purchase;
@@ -30,8 +34,10 @@ mod reconcile;
 mod release;
 
 pub use error::DbError;
+pub(crate) use events::OrderEvent;
 pub(crate) use lifecycle::{CancelOutcome, Closer, PayOutcome};
 pub(crate) use orders::{NewOrder, Order, PurchaseOutcome};
+pub(crate) use outbox::Claimed;
 pub use pool::Isolation;
 pub(crate) use pool::{bounded, Db};
 pub(crate) use quota::{CumulativeGrant, LockedQuota, QuotaRow};

@@ -8,12 +8,16 @@
 //! | [`extract`] | the body limit and path parsing the handlers share |
 //! | [`buyer`] | who the buyer is: buyer-token (JWT) verification into a `Buyer` |
 //! | [`public`] | purchase, product, order, a user's orders |
+//! | [`events`] | a user's order events (the buyer's feed of the outbox) |
 //! | [`admin`] | the audit (region-admin token), `/readyz`, `/metrics` |
+//! | [`events_admin`] | the retry of dead-lettered order events (region-admin token) |
 //! | [`orders`] | an order after the click: pay (payments token), cancel (buyer or operator) |
 
 mod admin;
 mod buyer;
 mod docs;
+mod events;
+mod events_admin;
 mod extract;
 mod openapi;
 mod orders;
@@ -60,8 +64,16 @@ pub(crate) fn router(st: Arc<AppState>, buyers: BuyerAuth) -> Router {
             get(orders::report_handler),
         )
         .route(
+            "/v1/users/{user_id}/events",
+            get(events::user_events_handler),
+        )
+        .route(
             "/v1/admin/products/{product_id}/audit",
             get(admin::audit_handler),
+        )
+        .route(
+            "/v1/admin/events/retry",
+            post(events_admin::retry_dead_events_handler),
         )
         .route("/healthz", get(openapi::healthz))
         .route("/readyz", get(admin::readyz_handler))

@@ -24,8 +24,9 @@ const REQUEST_ID_HEADER: &str = "X-Request-Id";
 const ABOUT: &str = "One region's flash-sale API. Every error is \
     {\"error\": {\"code\", \"message\", …}}: branch on `code`. With buyer tokens on (the node has \
     a buyer-token key) a purchase and the order reads carry a buyer token (security scheme \
-    buyerToken); without, they carry nothing (the empty security requirement). The audit \
-    endpoint takes the region-admin token (adminToken).";
+    buyerToken); without, they carry nothing (the empty security requirement). The admin \
+    endpoints (the audit, the retry of dead-lettered order events) take the region-admin token \
+    (adminToken).";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,12 +36,14 @@ const ABOUT: &str = "One region's flash-sale API. Every error is \
         super::public::product_handler,
         super::public::order_handler,
         super::public::user_orders_handler,
+        super::events::user_events_handler,
         super::orders::pay_handler,
         super::orders::cancel_handler,
         super::orders::admin_cancel_handler,
         super::orders::report_handler,
         super::orders::admin_order_handler,
         super::admin::audit_handler,
+        super::events_admin::retry_dead_events_handler,
         healthz,
         super::admin::readyz_handler,
         super::admin::metrics_handler,
@@ -237,12 +240,14 @@ mod tests {
             ),
             ("/v1/orders/{order_id}", "get", "buyerToken", false),
             ("/v1/users/{user_id}/orders", "get", "buyerToken", true),
+            ("/v1/users/{user_id}/events", "get", "buyerToken", true),
             (
                 "/v1/admin/products/{product_id}/audit",
                 "get",
                 "adminToken",
                 true,
             ),
+            ("/v1/admin/events/retry", "post", "adminToken", true),
             ("/v1/orders/{order_id}/pay", "post", "adminToken", true),
             ("/v1/orders/{order_id}/cancel", "post", "buyerToken", true),
             (

@@ -76,6 +76,8 @@ pub(super) const MAX_REQUEST_ID: usize = 64;
                  parameters(("order_id" = "$response.body#/order_id")))),
              ("ListUserOrders" = (operation_id = "listUserOrders",
                  parameters(("user_id" = "$response.body#/user_id")))),
+             ("ListUserEvents" = (operation_id = "listUserEvents",
+                 parameters(("user_id" = "$response.body#/user_id")))),
          )),
         (status = 400, description = "invalid_request: malformed JSON, an unknown field, a \
             non-positive or non-integer user_id (or none while buyer tokens are off), a quantity \
