@@ -1,0 +1,112 @@
+//! The model check on the small bound, and each deliberately broken step caught with a trace.
+
+use super::*;
+
+fn run(bound: &Bound) -> Exploration {
+    let e = explore(bound);
+    eprintln!(
+        "{:?} forge={}: {} states, {} transitions, depth {}, {} settled, {:.1} s",
+        bound.flaw,
+        bound.forge,
+        e.states,
+        e.transitions,
+        e.depth,
+        e.settled,
+        e.elapsed.as_secs_f64()
+    );
+    if let Some(v) = &e.violation {
+        eprintln!("violation: {}", v.invariant);
+        for (i, a) in v.trace.iter().enumerate() {
+            eprintln!("  {:>2}. {a}", i + 1);
+        }
+    }
+    e
+}
+
+#[test]
+fn the_protocol_holds_in_every_reachable_state() {
+    let e = run(&Bound::small());
+    assert!(e.violation.is_none(), "{:?}", e.violation);
+    assert!(
+        e.states > 1000 && e.settled > 0,
+        "explored too little: {e:?}"
+    );
+}
+
+/// Measures a bound from the environment (`QUOTA_CHECK=total,split0,split1,homes,writes,crashes`,
+/// e.g. `2,1,1,001,3,1`); skipped without it.
+#[test]
+fn measure_a_bound_from_the_environment() {
+    let Ok(spec) = std::env::var("QUOTA_CHECK") else {
+        return;
+    };
+    let f: Vec<&str> = spec.split(',').collect();
+    let bound = Bound {
+        total: f[0].parse().unwrap(),
+        split: [f[1].parse().unwrap(), f[2].parse().unwrap()],
+        homes: f[3].bytes().map(|b| b - b'0').collect(),
+        writes: f[4].parse().unwrap(),
+        crashes: f[5].parse().unwrap(),
+        forge: false,
+        flaw: None,
+    };
+    let e = run(&bound);
+    assert!(e.violation.is_none());
+}
+
+/// A broken step must be caught, with a trace that ends in it.
+fn caught(flaw: Flaw, forge: bool, words: &str) -> Counterexample {
+    let bound = Bound {
+        flaw: Some(flaw),
+        forge,
+        ..Bound::small()
+    };
+    let e = run(&bound);
+    let v = e
+        .violation
+        .unwrap_or_else(|| panic!("{flaw:?} was not caught"));
+    assert!(v.invariant.contains(words), "{flaw:?}: {}", v.invariant);
+    assert!(!v.trace.is_empty());
+    v
+}
+
+#[test]
+fn a_release_handled_twice_is_caught() {
+    let v = caught(Flaw::ReleaseTwice, false, "twice");
+    // Two processes of one region handle the same request.
+    let handles: Vec<_> = v
+        .trace
+        .iter()
+        .filter(|a| matches!(a, Action::HandleRelease(..)))
+        .collect();
+    assert!(handles.len() >= 2, "{:?}", v.trace);
+}
+
+#[test]
+fn a_release_that_ignores_redis_tokens_is_caught() {
+    caught(Flaw::ReleaseIgnoresTokens, false, "Redis");
+}
+
+#[test]
+fn a_grant_added_instead_of_applied_is_caught() {
+    caught(Flaw::GrantAdds, false, "≤ G");
+}
+
+#[test]
+fn a_forged_release_credited_beyond_what_was_asked_is_caught() {
+    let v = caught(Flaw::UncappedCredit, true, "coordinator counts a pool");
+    assert!(v.trace.iter().any(|a| matches!(a, Action::Forge(_))));
+}
+
+/// With a compromised north (crash-free, to stay quick: the forge multiplies the states), the
+/// coordinator's pool never counts more than honest books plus what it asked north for, and
+/// nothing is oversold beyond that.
+#[test]
+fn a_forged_release_gains_the_forger_nothing_beyond_what_it_was_asked() {
+    let e = run(&Bound {
+        forge: true,
+        crashes: 0,
+        ..Bound::small()
+    });
+    assert!(e.violation.is_none(), "{:?}", e.violation);
+}
