@@ -133,11 +133,12 @@ fn real_main() -> anyhow::Result<()> {
             println!("{b:?}");
             let e = explore(&b);
             println!(
-                "{} states, {} transitions, depth {}, {} settled states, {:.1} s",
+                "{} states, {} transitions, depth {}, {} settled states, {} with a release in transit, {:.1} s",
                 e.states,
                 e.transitions,
                 e.depth,
                 e.settled,
+                e.in_transit,
                 e.elapsed.as_secs_f64()
             );
             if let Some(v) = e.violation {

@@ -6,10 +6,10 @@
 //! between a release's commit and its publish, a round decided on a read that is stale by the
 //! time it is written) need a precise interleaving that a random schedule reaches rarely. Here a
 //! breadth-first search visits every reachable state of a small instance, checks every
-//! invariant in each ([`invariants`]), and on a violation prints the shortest action sequence
+//! invariant in each (`invariants`), and on a violation prints the shortest action sequence
 //! that leads to it.
 //!
-//! What a state is ([`state::State`]): etcd (`G`, `Q`, the release request and the published
+//! What a state is (`state::State`): etcd (`G`, `Q`, the release request and the published
 //! `R` with its last request, per region), per region its Postgres row (`g`, `rel`, `sold`,
 //! `returned`, the handled request ids), its Redis admission stock, and two node processes
 //! whose volatile state — the last `G` and request their watch delivered, the request they
@@ -129,6 +129,9 @@ pub struct Exploration {
     /// Settled states (nothing left to deliver, apply, publish or decide) where the liveness
     /// rule was checked.
     pub settled: u64,
+    /// States with a release in transit (`rel > R`: committed in Postgres, not yet
+    /// published), where the crash between commit and publish matters.
+    pub in_transit: u64,
     /// Wall time.
     pub elapsed: Duration,
     /// The first violation found (breadth first: a shortest trace), if any.
@@ -154,6 +157,7 @@ pub fn explore(bound: &Bound) -> Exploration {
         transitions: 0,
         depth: 0,
         settled: 0,
+        in_transit: 0,
         elapsed: Duration::ZERO,
         violation: None,
     };
@@ -169,6 +173,9 @@ pub fn explore(bound: &Bound) -> Exploration {
     let progress = std::env::var_os("QUOTA_CHECK_PROGRESS").is_some();
     while let Some((i, depth, s)) = queue.pop_front() {
         result.depth = result.depth.max(depth);
+        if (0..REGIONS).any(|r| s.regions[r].pg.rel > s.etcd.published[r].r) {
+            result.in_transit += 1;
+        }
         if progress && i % 100_000 == 0 {
             eprintln!(
                 "… {i} states checked, {} found, depth {depth}, {:.0?}",

@@ -5,13 +5,14 @@ use super::*;
 fn run(bound: &Bound) -> Exploration {
     let e = explore(bound);
     eprintln!(
-        "{:?} forge={}: {} states, {} transitions, depth {}, {} settled, {:.1} s",
+        "{:?} forge={}: {} states, {} transitions, depth {}, {} settled, {} in transit, {:.1} s",
         bound.flaw,
         bound.forge,
         e.states,
         e.transitions,
         e.depth,
         e.settled,
+        e.in_transit,
         e.elapsed.as_secs_f64()
     );
     if let Some(v) = &e.violation {
