@@ -132,6 +132,9 @@ pub struct Exploration {
     /// States with a release in transit (`rel > R`: committed in Postgres, not yet
     /// published), where the crash between commit and publish matters.
     pub in_transit: u64,
+    /// The shortest path on which a published `last_request` goes back to an older request
+    /// (same `R`): a liveness hazard, not a safety one (see ARCHITECTURE.md, "Model check").
+    pub last_request_back: Option<Vec<Action>>,
     /// Wall time.
     pub elapsed: Duration,
     /// The first violation found (breadth first: a shortest trace), if any.
@@ -158,6 +161,7 @@ pub fn explore(bound: &Bound) -> Exploration {
         depth: 0,
         settled: 0,
         in_transit: 0,
+        last_request_back: None,
         elapsed: Duration::ZERO,
         violation: None,
     };
@@ -198,6 +202,15 @@ pub fn explore(bound: &Bound) -> Exploration {
         s.successors(bound, &mut out);
         for (a, next) in out.drain(..) {
             result.transitions += 1;
+            let back = (0..REGIONS).any(|r| {
+                let (old, new) = (s.etcd.published[r], next.etcd.published[r]);
+                new.r == old.r && new.last < old.last
+            });
+            if back && result.last_request_back.is_none() && !s.forged {
+                let mut path = trace(&parent, i);
+                path.push(a);
+                result.last_request_back = Some(concrete(bound, &path));
+            }
             let next = next.canonical(bound);
             if seen.contains_key(&next) {
                 continue;

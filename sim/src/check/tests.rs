@@ -24,12 +24,23 @@ fn run(bound: &Bound) -> Exploration {
     e
 }
 
+/// Also a finding, not a violation: a process that read `rel` before another process handled
+/// a request that took nothing publishes `R` with the older request id over the newer one (the
+/// same `R`, so `release::publish` does not take it for stale). The coordinator then takes the
+/// handled request for pending until some process publishes again; the settled-state check
+/// shows that one always does within the bound (the stale process still holds the request).
 #[test]
 fn the_protocol_holds_in_every_reachable_state() {
     let e = run(&Bound::small());
     assert!(e.violation.is_none(), "{:?}", e.violation);
+    let back = e.last_request_back.as_ref().expect("the race is reachable");
+    eprintln!("a published last_request goes back:");
+    for (i, a) in back.iter().enumerate() {
+        eprintln!("  {:>2}. {a}", i + 1);
+    }
+    assert!(matches!(back.last(), Some(Action::PublishR(..))));
     assert!(
-        e.states > 1000 && e.settled > 0,
+        e.states > 100_000 && e.settled > 0 && e.in_transit > 0,
         "explored too little: {e:?}"
     );
 }
@@ -99,7 +110,8 @@ fn a_forged_release_credited_beyond_what_was_asked_is_caught() {
     assert!(v.trace.iter().any(|a| matches!(a, Action::Forge(_))));
 }
 
-/// With a compromised north (crash-free, to stay quick: the forge multiplies the states), the
+/// With a compromised north (crash-free and two buyers, to stay quick: the forge multiplies
+/// the states), the
 /// coordinator's pool never counts more than honest books plus what it asked north for, and
 /// nothing is oversold beyond that.
 #[test]
@@ -107,6 +119,7 @@ fn a_forged_release_gains_the_forger_nothing_beyond_what_it_was_asked() {
     let e = run(&Bound {
         forge: true,
         crashes: 0,
+        homes: vec![0, 1],
         ..Bound::small()
     });
     assert!(e.violation.is_none(), "{:?}", e.violation);
