@@ -84,8 +84,9 @@ pub(crate) async fn handle(
     Ok(taken)
 }
 
-/// Publishes `R` (`value`, read from `rel` in Postgres) to etcd unless etcd already has it (or
-/// more): a compare-and-swap on the key's revision, so `R` never goes backwards even if two
+/// Publishes `R` (`value`, read from `rel` in Postgres) to etcd unless etcd already has it or
+/// a newer snapshot ([`ReleasePublished::supersedes`]): a compare-and-swap on the key's
+/// revision, so neither `R` nor the last request handled ever goes backwards, however
 /// publishers race.
 pub(crate) async fn publish(
     client: &mut Client,
@@ -103,9 +104,7 @@ pub(crate) async fn publish(
             ),
             None => (ReleasePublished::default(), 0),
         };
-        if current.released > value.released
-            || (current.released == value.released && current.last_request == value.last_request)
-        {
+        if !value.supersedes(&current) {
             return Ok(false);
         }
         let cmp = if rev == 0 {

@@ -186,6 +186,29 @@ pub struct ReleasePublished {
     /// The most recent request handled.
     #[serde(default)]
     pub last_request: Option<String>,
+    /// How many release requests the region has handled (a count that only grows, read from
+    /// Postgres in the same snapshot as `released`): with `released` it orders two
+    /// publications, since request ids need not (absent in older records: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub handled: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl ReleasePublished {
+    /// Whether publishing `self` over `current` moves the key forward. Both are snapshots of
+    /// the region's Postgres, where `released` and `handled` only grow, so the newer snapshot
+    /// is at least as large in both and larger in one; anything else is a stale read (a
+    /// process that read before another handled a request) and must not overwrite — not even
+    /// at the same `R`, where it would put back an older `last_request` and the coordinator
+    /// would wait for ever for a request already handled (found by the model check).
+    pub fn supersedes(&self, current: &ReleasePublished) -> bool {
+        self.released >= current.released
+            && self.handled >= current.handled
+            && (self.released, self.handled) != (current.released, current.handled)
+    }
 }
 
 /// What a region reports about one product, at least every 100 ms, on its heartbeat lease.
@@ -403,6 +426,38 @@ mod tests {
         for bad in ["", "East", "1east", "ea st", "e/st", &"x".repeat(33)] {
             assert!(validate_region_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A publication replaces the key only when it is a newer snapshot: more released, or the
+    /// same with more requests handled; a stale read never writes back, not even at the same
+    /// `R` with an older request.
+    #[test]
+    fn only_a_newer_snapshot_supersedes_a_published_release() {
+        let p = |released, handled, last: Option<&str>| ReleasePublished {
+            released,
+            last_request: last.map(str::to_string),
+            handled,
+        };
+        let now = p(5, 2, Some("b"));
+        assert!(p(6, 3, Some("c")).supersedes(&now));
+        assert!(
+            p(5, 3, Some("c")).supersedes(&now),
+            "a request that took nothing"
+        );
+        assert!(!p(5, 2, Some("b")).supersedes(&now), "the same");
+        assert!(
+            !p(5, 1, Some("a")).supersedes(&now),
+            "a stale read at the same R"
+        );
+        assert!(!p(4, 1, None).supersedes(&now), "a stale read");
+        // Records written before `handled` existed read as 0 handled.
+        let old: ReleasePublished =
+            serde_json::from_str(r#"{"released":5,"last_request":"b"}"#).unwrap();
+        assert!(p(5, 2, Some("b")).supersedes(&old));
+        assert_eq!(
+            serde_json::to_string(&p(1, 0, None)).unwrap(),
+            r#"{"released":1,"last_request":null}"#
+        );
     }
 
     fn report(g: i64, sold: i64, demand: f64, at_ms: i64) -> RegionReport {

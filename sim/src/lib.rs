@@ -15,8 +15,12 @@
 //! * `faults` — crashes, partitions, failovers, delay spikes on a seeded schedule.
 //! * `invariants` — checked after every event; the first [`Violation`] stops the run.
 //! * `report`, `svg` — the side-by-side table, JSON, and the stock chart.
+//! * [`check`] — not a simulation: an exhaustive model check of the protocol's steps (every
+//!   interleaving of a small instance, crashes included). A public module rather than
+//!   re-exports, because its `Bound`, `Flaw` and `Action` mean something only under its name.
 
 mod buyers;
+pub mod check;
 mod designs;
 mod engine;
 mod event;

@@ -227,6 +227,7 @@ async fn a_region_claiming_unasked_releases_mints_nothing() {
     let forged = quota_shared::model::ReleasePublished {
         released: 1_000_000,
         last_request: None,
+        handled: 0,
     };
     east.put(
         keys::region_release("east", P),

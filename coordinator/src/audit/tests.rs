@@ -156,7 +156,7 @@ proptest! {
         for (r, (g, sold, rel, published)) in [("east", east), ("north", north)] {
             snap.published.insert(
                 r.to_string(),
-                ReleasePublished { released: published, last_request: None },
+                ReleasePublished { released: published, last_request: None, handled: 0 },
             );
             // The coordinator asked for at least what was released (a region may give back
             // less than it is asked for, never more).
@@ -223,6 +223,7 @@ fn a_release_nobody_asked_for_is_named_and_not_counted() {
     snap.published.insert(
         "north".into(),
         ReleasePublished {
+            handled: 0,
             released: 30,
             last_request: None,
         },

@@ -57,7 +57,8 @@ impl Db {
             .query_one(
                 "SELECT q.released,
                         (SELECT request_id FROM quota_releases r WHERE r.product_id = q.product_id
-                          ORDER BY created_at DESC, request_id DESC LIMIT 1)
+                          ORDER BY created_at DESC, request_id DESC LIMIT 1),
+                        (SELECT count(*) FROM quota_releases r WHERE r.product_id = q.product_id)
                    FROM region_quota q WHERE q.product_id = $1",
                 &[&product_id],
             )
@@ -65,6 +66,7 @@ impl Db {
         Ok(ReleasePublished {
             released: row.get(0),
             last_request: row.get(1),
+            handled: row.get(2),
         })
     }
 }

@@ -67,6 +67,7 @@ fn one_outstanding_release_per_region() {
     r.published.insert(
         "east".into(),
         ReleasePublished {
+            handled: 0,
             released: 5,
             last_request: Some("a".into()),
         },

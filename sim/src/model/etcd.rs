@@ -124,11 +124,9 @@ impl Etcd {
                 }
             }
             EtcdMsg::PublishRelease { region, value } => {
-                // The region's compare-and-swap: never lowers `R`.
+                // The region's compare-and-swap: only a newer snapshot replaces the key.
                 let cur = &mut self.published[usize::from(region)];
-                let stale = cur.released > value.released
-                    || (cur.released == value.released && cur.last_request == value.last_request);
-                if !stale {
+                if value.supersedes(cur) {
                     let landed = value.released > cur.released;
                     self.held -= value.released - cur.released;
                     *cur = value;

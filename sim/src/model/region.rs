@@ -426,6 +426,7 @@ impl Region {
         let value = ReleasePublished {
             released: self.rel,
             last_request: self.last_request.clone(),
+            handled: i64::try_from(self.handled.len()).unwrap_or(i64::MAX),
         };
         self.send_etcd(
             ctx,
