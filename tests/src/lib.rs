@@ -31,6 +31,7 @@
 
 mod binaries;
 mod cluster;
+pub mod jwt;
 mod nemesis;
 mod paths;
 mod probe;

@@ -13,9 +13,10 @@
 //! region (it may end, restock or drain what it is handed), on a product of its own.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use quota_tests::jwt::hs256_bearer;
 use quota_tests::{http, wait_for, workspace_root, Cluster};
 use serde_json::{json, Value};
 
@@ -25,47 +26,6 @@ const P: i64 = 1001;
 /// The product the admin API is checked with (ended, restocked, re-split by the fuzzer).
 const Q: i64 = 2002;
 const SECRET: &str = "api-contract-buyer-token-secret-0123456789";
-
-/// Unpadded base64url.
-fn b64url(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for k in 0..=chunk.len() {
-            out.push(char::from(ABC[((n >> (18 - 6 * k)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// An HS256 buyer token for user `sub`, valid for an hour (signed with the `openssl` CLI).
-fn buyer_token(sub: i64) -> String {
-    let exp = chrono::Utc::now().timestamp() + 3600;
-    let head = b64url(json!({"alg": "HS256", "typ": "JWT"}).to_string().as_bytes());
-    let claims = json!({"sub": sub.to_string(), "exp": exp, "iss": "shop", "aud": "quota"});
-    let signing_input = format!("{head}.{}", b64url(claims.to_string().as_bytes()));
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-binary", "-hmac", SECRET])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(signing_input.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("the openssl CLI is installed");
-    assert!(out.status.success(), "openssl dgst failed");
-    format!("{signing_input}.{}", b64url(&out.stdout))
-}
 
 /// Creates a product through the admin API.
 async fn create(c: &Cluster, body: Value) {
@@ -191,7 +151,7 @@ bearer = "{admin}"
 [parameters]
 "path.product_id" = {P}
 "#,
-            token = buyer_token(42),
+            token = hs256_bearer(SECRET, 42, "shop", "quota", 3600).trim_start_matches("Bearer "),
             admin = c.admin_token,
         ),
     );

@@ -3,9 +3,7 @@
 //! `next_after`. Tokens are HS256 JWTs signed with the `openssl` CLI (independent of the
 //! node's verifier), as in `buyer_auth.rs`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
+use quota_tests::jwt::hs256_bearer;
 use quota_tests::{buy, http, Cluster, Sale};
 use serde_json::{json, Value};
 
@@ -15,43 +13,9 @@ const ISS: &str = "https://shop.example";
 const AUD: &str = "quota";
 const SECRET: &str = "event-feed-buyer-token-secret-0123456789";
 
-/// Unpadded base64url.
-fn b64url(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for k in 0..=chunk.len() {
-            out.push(char::from(ABC[((n >> (18 - 6 * k)) & 63) as usize]));
-        }
-    }
-    out
-}
-
 /// `Bearer <HS256 JWT for user sub>`, valid for 10 minutes.
 fn bearer(sub: i64) -> String {
-    let exp = chrono::Utc::now().timestamp() + 600;
-    let head = b64url(json!({"alg": "HS256", "typ": "JWT"}).to_string().as_bytes());
-    let claims = json!({"sub": sub.to_string(), "exp": exp, "iss": ISS, "aud": AUD});
-    let input = format!("{head}.{}", b64url(claims.to_string().as_bytes()));
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-binary", "-hmac", SECRET])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the openssl CLI is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    format!("Bearer {input}.{}", b64url(&out.stdout))
+    hs256_bearer(SECRET, sub, ISS, AUD, 600)
 }
 
 /// GET `path` on `node` with `authorization`: status and JSON body.
