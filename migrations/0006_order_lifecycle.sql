@@ -36,8 +36,10 @@ ALTER TABLE orders ADD CONSTRAINT orders_closed_by_check
     CHECK (closed_by IS NULL OR closed_by IN ('payment', 'buyer', 'operator', 'expiry'));
 -- One payment reference pays one order: a payment system's retry finds its own payment.
 CREATE UNIQUE INDEX IF NOT EXISTS orders_payment_ref_key ON orders (payment_ref);
--- What the expiry sweep scans.
-CREATE INDEX IF NOT EXISTS orders_pending_idx ON orders (created_at) WHERE status = 'pending';
+-- What the expiry sweep reads: per product, its oldest pending orders (a range that ends at the
+-- first order still inside the window, however many are pending).
+CREATE INDEX IF NOT EXISTS orders_pending_idx ON orders (product_id, created_at)
+    WHERE status = 'pending';
 
 -- The product's payment window in seconds (NULL: the node's --payment-window).
 ALTER TABLE products ADD COLUMN IF NOT EXISTS payment_window_s INTEGER

@@ -53,25 +53,33 @@ impl ExpirySweep {
         }
     }
 
-    /// One sweep: batches until none is full. Returns the orders expired.
+    /// One sweep of every product this node sells, each with its payment window (the sale's,
+    /// else `--payment-window-s`): batches until none is full. Returns the orders expired.
     pub(crate) async fn sweep(&self) -> Result<usize, DbError> {
         let st = &self.st;
         let mut expired = 0;
-        loop {
-            let batch = st
-                .db
-                .bounded(st.db.expire_due(st.payment_window_s, BATCH))
-                .await?;
-            expired += batch.len();
-            for &(product_id, units) in &batch {
-                crate::metrics::order_closed(product_id, "expired", units);
-            }
-            if !batch.is_empty() {
-                st.reconcile_now.notify_one();
-            }
-            if i64::try_from(batch.len()).unwrap_or(i64::MAX) < BATCH {
-                return Ok(expired);
+        for product_id in st.catalog.ids() {
+            let Some(entry) = st.catalog.get(product_id) else {
+                continue;
+            };
+            let window = entry.spec().payment_window_s.unwrap_or(st.payment_window_s);
+            loop {
+                let batch = st
+                    .db
+                    .bounded(st.db.expire_due(product_id, window, BATCH))
+                    .await?;
+                expired += batch.len();
+                for &units in &batch {
+                    crate::metrics::order_closed(product_id, "expired", units);
+                }
+                if !batch.is_empty() {
+                    st.reconcile_now.notify_one();
+                }
+                if i64::try_from(batch.len()).unwrap_or(i64::MAX) < BATCH {
+                    break;
+                }
             }
         }
+        Ok(expired)
     }
 }

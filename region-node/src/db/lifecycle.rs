@@ -220,36 +220,37 @@ impl Db {
         Ok(CancelOutcome::Cancelled(Order::from_row(&row)))
     }
 
-    /// Expires up to `limit` pending orders whose payment window has passed (oldest first),
-    /// skipping rows another transaction holds (a payment, a cancel, another node process's
-    /// sweep): returns `(product_id, units)` of every order expired now.
+    /// Expires up to `limit` pending orders of `product_id` older than `window_s` (the sale's
+    /// payment window), oldest first, skipping rows another transaction holds (a payment, a
+    /// cancel, another node process's sweep): returns the units of every order expired now.
+    /// One index range per product (`orders_pending_idx`), which ends at the first order still
+    /// inside its window.
     pub(crate) async fn expire_due(
         &self,
-        default_window_s: i32,
+        product_id: i64,
+        window_s: i32,
         limit: i64,
-    ) -> Result<Vec<(i64, i64)>, DbError> {
+    ) -> Result<Vec<i64>, DbError> {
         let c = self.conn().await?;
         let rows = c
             .query(
                 "WITH due AS (
-                     SELECT o.order_id FROM orders o JOIN products p USING (product_id)
-                      WHERE o.status = 'pending'
-                        AND o.created_at
-                            + make_interval(secs => COALESCE(p.payment_window_s, $1::INTEGER)::FLOAT8)
-                            <= now()
-                      ORDER BY o.created_at
-                      LIMIT $2
-                        FOR UPDATE OF o SKIP LOCKED)
+                     SELECT order_id FROM orders
+                      WHERE product_id = $1 AND status = 'pending'
+                        AND created_at <= now() - make_interval(secs => $2::INTEGER::FLOAT8)
+                      ORDER BY created_at
+                      LIMIT $3
+                        FOR UPDATE SKIP LOCKED)
                  UPDATE orders o
                     SET status = 'expired', closed_at = now(), closed_by = 'expiry',
                         updated_at = now()
                    FROM due
                   WHERE o.order_id = due.order_id AND o.status = 'pending'
-              RETURNING o.product_id, o.quantity::BIGINT",
-                &[&default_window_s, &limit],
+              RETURNING o.quantity::BIGINT",
+                &[&product_id, &window_s, &limit],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// What became of the units of `product_id` sold here, read in one snapshot: units per
